@@ -1,0 +1,302 @@
+//! x86-64, System V ABI (Linux, the BSDs, macOS, bare metal).
+//!
+//! Registers the ABI asks a callee to preserve: rbx, rbp, r12-r15, rsp (and
+//! the control bits of MXCSR and the x87 control word, which coroutines do
+//! not change on the caller's behalf and which we therefore leave alone).
+//! r12-r15 are declared as clobbered by the switch asm, so the compiler saves
+//! them only in functions that really hold values in them; rbx and rbp are
+//! reserved by LLVM and are saved by hand.
+//!
+//! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
+//!
+//! ```text
+//!  base ──►  +------------------------+
+//!   -8       | fake return address    |  }  frame record of the root frame,
+//!   -16      | link                   |  }  rbp points here while it runs
+//!            +------------------------+ ◄── STACK_HEADER_SIZE
+//!            | closure (moved here)   |
+//!            +------------------------+
+//!            | data pointer           |
+//!            | entry function         |
+//!  fresh sp  | coroutine_start        |  (`resume` calls through this word)
+//!            +------------------------+
+//! ```
+//!
+//! While the coroutine runs, `link` holds the parent's stack pointer, which
+//! points at a frame record the switch left on the parent's stack:
+//!
+//! ```text
+//!  parent's rsp at the `resume` asm ──►  +----------------+  = CFA of the root frame
+//!                                        | parent rbx     |  CFA-8
+//!                                        | return address |  CFA-16  (into `resume`)
+//!                                 link ─►| parent rbp     |  CFA-24
+//!                                        +----------------+
+//! ```
+//!
+//! `[link]` and `[link+8]` form an ordinary frame record, so frame-pointer
+//! walkers step from the coroutine's root (rbp = base-16) through the fake
+//! return address into the parent. DWARF unwinders use the CFA expression
+//! `deref(rbp) + 24` given to the root frame.
+//!
+//! A suspended coroutine's context, at its saved stack pointer:
+//!
+//! ```text
+//!  sp   ──►  resume address | coroutine rbx | coroutine rbp | (its frames…)
+//! ```
+//!
+//! A switch is asymmetric: `resume` enters with `call` and the coroutine
+//! leaves with `ret`, so the return-stack predictor stays in step.
+
+use core::arch::{asm, naked_asm};
+
+use crate::stack::StackPointer;
+use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+
+pub const STACK_ALIGNMENT: usize = 16;
+pub const STACK_HEADER_SIZE: usize = 16;
+
+/// Registers to write into the interrupted context when redirecting a trapped
+/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
+///
+/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
+#[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)]
+pub struct TrapHandlerRegs {
+    pub rip: u64,
+    pub rsp: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+}
+
+/// Offset of the link word below the stack base.
+const LINK: usize = 16;
+
+/// First code to run on a fresh coroutine. Entered by `resume`'s `call`
+/// with rdi = argument, rsi = fresh sp, rdx = link address; still on the
+/// parent's stack.
+#[unsafe(naked)]
+unsafe extern "C" fn coroutine_start() {
+    naked_asm!(
+        // Unwind rules on entry: return address at [rsp], the parent's rbx
+        // above it; the CFA is the parent's rsp before `resume`.
+        ".cfi_startproc",
+        ".cfi_def_cfa rsp, 16",
+        ".cfi_offset rip, -16",
+        ".cfi_offset rbx, -8",
+        // Complete the parent's frame record and publish it through the link.
+        "push rbp",
+        ".cfi_adjust_cfa_offset 8",
+        ".cfi_offset rbp, -24",
+        "mov [rdx], rsp",
+        // From here on the parent is described through the link:
+        // CFA = [rbp] + 24 (DW_CFA_def_cfa_expression:
+        // DW_OP_breg6 0, DW_OP_deref, DW_OP_plus_uconst 24).
+        "mov rbp, rdx",
+        ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
+        // Take the entry function and its data, move onto the coroutine
+        // stack (16-aligned by init_stack) and call entry(arg, link, data).
+        "mov rax, [rsi + 8]",
+        "mov rdx, [rsi + 16]",
+        "lea rsp, [rsi + 24]",
+        "mov rsi, rbp",
+        "call rax",
+        // The entry function leaves through `exit` and never returns.
+        "ud2",
+        ".cfi_endproc",
+    )
+}
+
+/// Where a trapped coroutine continues (see `trap_regs`): rsp is 16-aligned
+/// below the handler's data and holds the handler's address, rbp = link
+/// address, rdi = data, rsi = link.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_start() {
+    naked_asm!(
+        // Same parent description as the root frame of `coroutine_start`.
+        ".cfi_startproc",
+        ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
+        ".cfi_offset rbx, -8",
+        ".cfi_offset rip, -16",
+        ".cfi_offset rbp, -24",
+        // Entered by a signal handler's rewrite of the context, not a call.
+        "call [rsp]",
+        "ud2",
+        ".cfi_endproc",
+    )
+}
+
+/// Calls `f(data)` on the stack topped at rsi (16-aligned), with rbp-based
+/// CFI so unwinders continue on the original stack.
+#[unsafe(naked)]
+unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+    naked_asm!(
+        ".cfi_startproc",
+        // A normal frame-pointer prologue: the CFA follows rbp from here.
+        "push rbp",
+        ".cfi_adjust_cfa_offset 8",
+        ".cfi_offset rbp, -16",
+        "mov rbp, rsp",
+        ".cfi_def_cfa_register rbp",
+        // Switch stacks and call; rdi (data) passes straight through.
+        "mov rsp, rsi",
+        "call rdx",
+        // Back to the original stack.
+        "mov rsp, rbp",
+        "pop rbp",
+        ".cfi_def_cfa rsp, 8",
+        "ret",
+        ".cfi_endproc",
+    )
+}
+
+/// # Safety
+/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
+/// 32 writable bytes below it on the stack described by `base`.
+#[inline]
+pub unsafe fn init_stack(
+    base: StackPointer,
+    sp: usize,
+    entry: EntryFn,
+    data: *mut u8,
+) -> StackPointer {
+    // SAFETY: the caller guarantees the header and the 32 bytes below `sp`
+    // are writable memory of this stack.
+    unsafe {
+        let top = base.get();
+        *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 1;
+        *((top - LINK) as *mut usize) = 0;
+        // Three words with the 16-byte alignment of `lea rsp, [rsi + 24]`.
+        let fresh = sp - 32 + 8;
+        *((fresh + 16) as *mut usize) = data as usize;
+        *((fresh + 8) as *mut usize) = entry as usize;
+        *(fresh as *mut usize) = coroutine_start as *const () as usize;
+        StackPointer::new_unchecked(fresh)
+    }
+}
+
+/// # Safety
+/// `sp` must be the context of a suspended coroutine whose stack has base
+/// `base`, and this must be its only resumption.
+#[inline(always)]
+pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+    let (ret_arg, ret_sp);
+    // SAFETY: the coroutine context at `sp` restores every register the
+    // compiler expects preserved (rbx here, rbp on the coroutine side, the
+    // rest declared clobbered), and returns to the instruction after `call`
+    // with rsp back where it was.
+    unsafe {
+        asm!(
+            // Save rbx (LLVM's), then call the resume address saved on the
+            // coroutine stack; the coroutine comes back with `ret`.
+            "push rbx",
+            "call [rsi]",
+            "pop rbx",
+            inout("rdi") arg => ret_arg,
+            inout("rsi") sp.get() => ret_sp,
+            inout("rdx") base.get() - LINK => _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    (ret_arg, ret_sp)
+}
+
+/// # Safety
+/// Must run on the coroutine stack whose link is at `link`, with its parent
+/// blocked in `resume`.
+#[inline(always)]
+pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+    let ret_arg;
+    // SAFETY: the saved context (resume address, rbx, rbp) is what the code
+    // at label 2 restores, and the parent's frame record is at [link].
+    unsafe {
+        asm!(
+            // Save our context and hand its address to the parent in rsi.
+            "push rbp",
+            "push rbx",
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "mov rsi, rsp",
+            // Return into the parent's `resume`, restoring its rbp.
+            "mov rsp, [rdx]",
+            "pop rbp",
+            "ret",
+            // Resumed: on the parent's stack, rdx = link, rsi = our context.
+            // Complete its frame record, publish it, restore ourselves.
+            "2:",
+            "push rbp",
+            "mov [rdx], rsp",
+            "lea rsp, [rsi + 8]",
+            "pop rbx",
+            "pop rbp",
+            inout("rdi") arg => ret_arg,
+            inout("rdx") link => _,
+            out("rsi") _,
+            out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+            clobber_abi("sysv64"),
+        );
+    }
+    ret_arg
+}
+
+/// # Safety
+/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+#[inline(always)]
+pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: rsi = 0 tells the
+    // parent that the coroutine has finished.
+    unsafe {
+        asm!(
+            "mov rsp, [rdx]",
+            "pop rbp",
+            "xor esi, esi",
+            "ret",
+            in("rdi") arg,
+            in("rdx") link,
+            options(noreturn),
+        )
+    }
+}
+
+/// # Safety
+/// `link` must be the link value of a running coroutine.
+#[inline]
+pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
+    // Everything below the parent's frame record is free: the parent is
+    // stopped inside an asm block, so it has no red zone in use.
+    // SAFETY: a stack address is never near zero.
+    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
+}
+
+/// # Safety
+/// `top` must be a 16-aligned address with enough stack below it for `f`.
+#[inline]
+pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
+    // SAFETY: forwarded to the caller.
+    unsafe { stack_call_trampoline(data, top.get(), f) }
+}
+
+/// # Safety
+/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
+/// stack below it, and the link must hold the parent of the coroutine that
+/// trapped.
+#[inline]
+pub unsafe fn trap_regs(
+    base: StackPointer,
+    sp: usize,
+    handler: TrapEntryFn,
+    data: *mut u8,
+) -> TrapHandlerRegs {
+    let link = base.get() - LINK;
+    let rsp = sp - 16;
+    // SAFETY: the caller guarantees free stack below `sp`.
+    unsafe { *(rsp as *mut usize) = handler as usize };
+    TrapHandlerRegs {
+        rip: trap_start as *const () as u64,
+        rsp: rsp as u64,
+        rbp: link as u64,
+        rdi: data as u64,
+        rsi: link as u64,
+    }
+}

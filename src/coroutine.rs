@@ -1,0 +1,617 @@
+//! The coroutine state machine, above the architecture layer.
+//!
+//! Values cross stacks by address: the sender keeps the value in its own
+//! frame (as `ManuallyDrop`) and passes a pointer in a register; the
+//! receiver moves it out right after the switch, before the sender can run
+//! again. A null pointer from parent to coroutine means "unwind yourself".
+
+use core::cell::Cell;
+use core::marker::PhantomData;
+use core::mem::{self, ManuallyDrop};
+use core::ptr;
+
+use crate::arch;
+#[cfg(feature = "default-stack")]
+use crate::stack::DefaultStack;
+use crate::stack::{self, StackPointer, STACK_ALIGNMENT};
+use crate::trap::CoroutineTrapHandler;
+use crate::unwind::{self, root_fn, CaughtPanic, EntryFn, StackCallFn};
+
+/// `Coroutine::context` values that are not saved stack pointers. A saved
+/// context is a stack address, which is never this small.
+const DONE: usize = 0;
+const RUNNING: usize = 1;
+/// Unwinding was attempted and the coroutine suspended again: live frames
+/// remain on its stack, so the stack may never be freed or reused.
+const ABANDONED: usize = 2;
+
+/// The argument a parent passes to ask a coroutine to unwind itself.
+const UNWIND_REQUEST: usize = 0;
+
+/// What a coroutine produced when it was last resumed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CoroutineResult<Yield, Return> {
+    /// The coroutine suspended itself with [`Yielder::suspend`].
+    Yield(Yield),
+    /// The coroutine's function returned; it cannot be resumed again.
+    Return(Return),
+}
+
+impl<Yield, Return> CoroutineResult<Yield, Return> {
+    /// The yielded value, if the coroutine suspended.
+    ///
+    /// ```
+    /// use stackswitch::CoroutineResult;
+    /// assert_eq!(CoroutineResult::<i32, ()>::Yield(3).as_yield(), Some(3));
+    /// ```
+    pub fn as_yield(self) -> Option<Yield> {
+        match self {
+            CoroutineResult::Yield(value) => Some(value),
+            CoroutineResult::Return(_) => None,
+        }
+    }
+
+    /// The returned value, if the coroutine finished.
+    ///
+    /// ```
+    /// use stackswitch::CoroutineResult;
+    /// assert_eq!(CoroutineResult::<(), &str>::Return("done").as_return(), Some("done"));
+    /// ```
+    pub fn as_return(self) -> Option<Return> {
+        match self {
+            CoroutineResult::Yield(_) => None,
+            CoroutineResult::Return(value) => Some(value),
+        }
+    }
+}
+
+/// How a coroutine's function ended, as sent to the parent by its last switch.
+enum Exit<Return> {
+    Returned(Return),
+    Panicked(CaughtPanic),
+    /// Unwound on request (or dropped before it ever ran).
+    Unwound,
+}
+
+impl<Return> Exit<Return> {
+    fn from_root(result: Result<Option<Return>, CaughtPanic>) -> Self {
+        match result {
+            Ok(Some(value)) => Exit::Returned(value),
+            Ok(None) => Exit::Unwound,
+            Err(panic) if unwind::is_caught_forced_unwind(&panic) => Exit::Unwound,
+            Err(panic) => Exit::Panicked(panic),
+        }
+    }
+}
+
+macro_rules! coroutine_struct {
+    ($($default:ty)?) => {
+        /// A function running on its own stack that can suspend itself and be
+        /// resumed.
+        ///
+        /// `Input` is passed in by each [`resume`](Self::resume), `Yield` is
+        /// passed out by each [`Yielder::suspend`], `Return` is what the
+        /// function returns. The body and its data must be `'static`; see
+        /// [`ScopedCoroutine`](crate::ScopedCoroutine) for borrowing ones.
+        ///
+        /// ```
+        /// use stackswitch::{Coroutine, CoroutineResult};
+        ///
+        /// let mut counter = Coroutine::new(|yielder, start: u32| {
+        ///     let mut n = start;
+        ///     loop {
+        ///         let step = yielder.suspend(n);
+        ///         if step == 0 {
+        ///             return "stopped";
+        ///         }
+        ///         n += step;
+        ///     }
+        /// });
+        /// assert_eq!(counter.resume(10), CoroutineResult::Yield(10));
+        /// assert_eq!(counter.resume(5), CoroutineResult::Yield(15));
+        /// assert_eq!(counter.resume(0), CoroutineResult::Return("stopped"));
+        /// assert!(counter.done());
+        /// ```
+        ///
+        /// # Dropping
+        ///
+        /// Dropping a suspended coroutine unwinds its stack (see
+        /// [`force_unwind`](Self::force_unwind)), so every value on it is
+        /// dropped. Without the `unwind` feature this is impossible and the
+        /// process aborts with a message instead.
+        ///
+        /// # `Send`
+        ///
+        /// A coroutine may hold thread-bound values (an `Rc`, a
+        /// `MutexGuard`) on its stack where the type system cannot see them,
+        /// so `Coroutine` is never `Send`.
+        pub struct Coroutine<Input, Yield, Return, Stack: stack::Stack $(= $default)?> {
+            /// Owned stack; not dropped while frames may be live on it.
+            stack: ManuallyDrop<Stack>,
+            /// Saved context while suspended, else `DONE`, `RUNNING` or
+            /// `ABANDONED`.
+            context: usize,
+            /// The context before the first resume, to answer `started`.
+            fresh_context: usize,
+            marker: PhantomData<(fn(Input) -> CoroutineResult<Yield, Return>, *mut ())>,
+        }
+    };
+}
+#[cfg(feature = "default-stack")]
+coroutine_struct!(DefaultStack);
+#[cfg(not(feature = "default-stack"))]
+coroutine_struct!();
+
+// SAFETY: a shared reference gives access to nothing but `started`, `done`
+// and `trap_handler`, which only read plain words and the stack's bounds.
+unsafe impl<Input, Yield, Return, Stack: stack::Stack + Sync> Sync
+    for Coroutine<Input, Yield, Return, Stack>
+{
+}
+
+#[cfg(feature = "default-stack")]
+impl<Input, Yield, Return> Coroutine<Input, Yield, Return, DefaultStack> {
+    /// Creates a coroutine that runs `func` on a new [`DefaultStack`].
+    ///
+    /// Nothing runs until the first [`resume`](Self::resume), whose input is
+    /// `func`'s second argument.
+    pub fn new<F>(func: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+    {
+        Self::with_stack(DefaultStack::default(), func)
+    }
+}
+
+impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, Stack> {
+    /// Creates a coroutine that runs `func` on `stack`.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::Coroutine;
+    ///
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::with_stack(stack, |_, x: i32| x * 2);
+    /// assert_eq!(coroutine.resume(21).as_return(), Some(42));
+    /// let _stack_for_reuse = coroutine.into_stack();
+    /// ```
+    pub fn with_stack<F>(stack: Stack, func: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
+        Input: 'static,
+        Yield: 'static,
+        Return: 'static,
+        Stack: 'static,
+    {
+        // SAFETY: everything is 'static, so nothing the coroutine holds can
+        // dangle, even if the coroutine is leaked.
+        unsafe { Self::with_stack_unchecked(stack, func) }
+    }
+
+    /// [`with_stack`](Self::with_stack) without the `'static` bounds.
+    ///
+    /// # Safety
+    ///
+    /// Everything `func` borrows, and the stack if it is borrowed, must stay
+    /// valid until the coroutine has completed or been dropped. If it is
+    /// leaked (`mem::forget`) after being started, that means forever, since
+    /// its frames are never unwound. [`ScopedCoroutine`](crate::ScopedCoroutine)
+    /// is a safe wrapper.
+    pub unsafe fn with_stack_unchecked<F>(stack: Stack, func: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
+    {
+        root_fn! {
+            /// Root of every coroutine: runs the closure and leaves through
+            /// `arch::exit` with an `Exit`.
+            unsafe fn coroutine_entry<Input, Yield, Return, F>(
+                arg: usize,
+                link: *mut usize,
+                data: *mut u8,
+            ) -> !
+            where
+                F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
+            {
+                // SAFETY: `with_stack_unchecked` moved an F to `data`, and this
+                // is the only place that takes it; `link` is this stack's link,
+                // whose layout is a `Yielder`'s; a non-null `arg` points at the
+                // parent's `Input`, handed over by this switch.
+                unsafe {
+                    let func = ptr::read(data as *mut F);
+                    let yielder = &*(link as *const Yielder<Input, Yield>);
+                    let result = unwind::catch_at_root(|| {
+                        if arg == UNWIND_REQUEST {
+                            // Dropped before it ever ran.
+                            drop(func);
+                            None
+                        } else {
+                            Some(func(yielder, ptr::read(arg as *const Input)))
+                        }
+                    });
+                    let mut exit = ManuallyDrop::new(Exit::from_root(result));
+                    arch::exit(&mut exit as *mut _ as usize, link)
+                }
+            }
+        }
+
+        // SAFETY: the stack is ours and unused; the closure goes at its top.
+        unsafe {
+            let data = move_to_stack_top(stack.base(), stack.limit(), func);
+            let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
+            let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
+            Coroutine {
+                stack: ManuallyDrop::new(stack),
+                context,
+                fresh_context: context,
+                marker: PhantomData,
+            }
+        }
+    }
+
+    /// Runs the coroutine until it suspends or returns.
+    ///
+    /// On the first call `val` becomes the function's second argument; on
+    /// later ones it is what the pending [`Yielder::suspend`] returns.
+    ///
+    /// # Panics
+    ///
+    /// - If the coroutine has already completed, or is running (resumed
+    ///   from within itself).
+    /// - If the coroutine panics: the panic continues from here, and the
+    ///   coroutine is then completed.
+    #[inline]
+    pub fn resume(&mut self, val: Input) -> CoroutineResult<Yield, Return> {
+        if self.context <= ABANDONED {
+            self.not_resumable();
+        }
+        let mut input = ManuallyDrop::new(val);
+        // SAFETY: the coroutine is suspended (checked above); after the
+        // switch the pointer it sends is either its yielded value or its
+        // `Exit`, owned by us from now on.
+        unsafe {
+            match self.switch(&mut *input as *mut Input as usize) {
+                Ok(yielded) => CoroutineResult::Yield(ptr::read(yielded as *const Yield)),
+                Err(exit) => match ptr::read(exit as *const Exit<Return>) {
+                    Exit::Returned(value) => CoroutineResult::Return(value),
+                    Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
+                    // A forced unwind that was not ours (a parent further out
+                    // is being dropped): let it continue out of here.
+                    Exit::Unwound => unwind::start_forced_unwind(),
+                },
+            }
+        }
+    }
+
+    /// Switches into the coroutine with `arg`. `Ok` carries a yielded value's
+    /// address, `Err` the address of its `Exit`.
+    ///
+    /// # Safety
+    /// The coroutine must be suspended (or fresh).
+    #[inline(always)]
+    unsafe fn switch(&mut self, arg: usize) -> Result<usize, usize> {
+        // Under `asm-unwind` a panic can leave `arch::resume` itself; the
+        // coroutine is then finished. (Elsewhere this guard compiles away.)
+        struct FinishOnUnwind<'a>(&'a mut usize);
+        impl Drop for FinishOnUnwind<'_> {
+            fn drop(&mut self) {
+                *self.0 = DONE;
+            }
+        }
+
+        let base = self.stack.base();
+        // SAFETY: forwarded from the caller: `context` is a saved context
+        // of the coroutine on this stack.
+        let sp = unsafe { StackPointer::new_unchecked(self.context) };
+        self.context = RUNNING;
+        let guard = FinishOnUnwind(&mut self.context);
+        // SAFETY: as above; the state is RUNNING for the duration, so no
+        // other resume of it can start.
+        let (arg, next) = unsafe { arch::resume(arg, sp, base) };
+        mem::forget(guard);
+        self.context = next;
+        if next != DONE {
+            Ok(arg)
+        } else {
+            Err(arg)
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn not_resumable(&self) -> ! {
+        match self.context {
+            DONE => panic!("attempted to resume a coroutine that has already completed"),
+            RUNNING => panic!("attempted to resume a coroutine that is already running"),
+            _ => panic!("attempted to resume a coroutine that was abandoned after a failed unwind"),
+        }
+    }
+
+    /// Whether the coroutine has been resumed at least once (or completed).
+    pub fn started(&self) -> bool {
+        self.context != self.fresh_context
+    }
+
+    /// Whether the coroutine has completed: it returned, panicked, was
+    /// unwound or reset, and cannot be resumed again.
+    pub fn done(&self) -> bool {
+        matches!(self.context, DONE | ABANDONED)
+    }
+
+    /// Marks the coroutine as completed without unwinding its stack: values
+    /// on it are never dropped (they are leaked), and the stack can be reused.
+    ///
+    /// # Safety
+    ///
+    /// Nothing on the coroutine's stack may be relied upon to run its
+    /// destructor: it is as if the coroutine's frames were `mem::forget`-ed
+    /// and their memory then reused.
+    ///
+    /// # Panics
+    /// If the coroutine is running.
+    pub unsafe fn force_reset(&mut self) {
+        assert!(
+            self.context != RUNNING,
+            "attempted to reset a running coroutine"
+        );
+        if self.context != ABANDONED {
+            self.context = DONE;
+        }
+    }
+
+    /// Unwinds a suspended coroutine: its pending [`Yielder::suspend`]
+    /// raises a panic with a [`ForcedUnwind`](crate::ForcedUnwind) payload
+    /// that runs every destructor on its stack, and the coroutine completes.
+    /// A coroutine that never started just drops its closure. Nothing
+    /// happens to a completed one.
+    ///
+    /// # Panics
+    ///
+    /// - If a destructor panics while unwinding: that panic continues from
+    ///   here (the coroutine is then completed).
+    /// - If the coroutine catches the unwind and suspends again: its stack
+    ///   can then never be freed, and is leaked.
+    /// - If the coroutine is running.
+    ///
+    /// Without the `unwind` feature, unwinding a started coroutine is
+    /// impossible and aborts the process with a message.
+    pub fn force_unwind(&mut self) {
+        match self.context {
+            DONE | ABANDONED => return,
+            RUNNING => panic!("attempted to unwind a running coroutine"),
+            _ => {}
+        }
+        if self.started() {
+            unwind::require_unwind_support();
+        }
+        // SAFETY: suspended, checked above.
+        let switched = unwind::catch_forced_unwind(|| unsafe { self.switch(UNWIND_REQUEST) });
+        // SAFETY: the addresses the coroutine sends are its values, now ours.
+        unsafe {
+            match switched {
+                // The unwind arrived here as a panic and was caught.
+                None => {}
+                Some(Err(exit)) => match ptr::read(exit as *const Exit<Return>) {
+                    Exit::Returned(_) | Exit::Unwound => {}
+                    Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
+                },
+                Some(Ok(yielded)) => {
+                    drop(ptr::read(yielded as *const Yield));
+                    self.context = ABANDONED;
+                    panic!(
+                        "a coroutine suspended while being unwound: code in it caught the \
+                         ForcedUnwind panic instead of re-raising it (see \
+                         stackswitch::is_forced_unwind); its stack is leaked"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Takes the stack back from a completed coroutine, to reuse it.
+    ///
+    /// # Panics
+    /// If the coroutine has not completed.
+    pub fn into_stack(self) -> Stack {
+        assert!(
+            self.context == DONE,
+            "cannot take the stack of a coroutine that has not completed"
+        );
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so the stack is moved out once.
+        unsafe { ManuallyDrop::take(&mut this.stack) }
+    }
+
+    /// A handle for a signal or exception handler to recover from a trap
+    /// (such as a stack overflow) inside this coroutine. See [`crate::trap`].
+    pub fn trap_handler(&self) -> CoroutineTrapHandler<Return> {
+        CoroutineTrapHandler::new(self.stack.base(), self.stack.limit())
+    }
+}
+
+impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield, Return, Stack> {
+    fn drop(&mut self) {
+        match self.context {
+            RUNNING => unwind::abort("a coroutine was dropped while it was running"),
+            // Live frames remain on the stack: leak it.
+            ABANDONED => return,
+            DONE => {}
+            // If unwinding panics, the stack is leaked, which is sound.
+            _ => self.force_unwind(),
+        }
+        // SAFETY: nothing is live on the stack any more, and it is dropped once.
+        unsafe { ManuallyDrop::drop(&mut self.stack) }
+    }
+}
+
+/// Moves `value` to the top of `stack`, just below the arch header, and
+/// returns its address, which is aligned to at least `STACK_ALIGNMENT`.
+///
+/// # Safety
+/// Nothing may be running on `stack`: its top is overwritten.
+pub(crate) unsafe fn move_to_stack_top<T>(
+    base: StackPointer,
+    limit: StackPointer,
+    value: T,
+) -> usize {
+    let top = base.get() - arch::STACK_HEADER_SIZE;
+    let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
+    let addr = top
+        .checked_sub(mem::size_of::<T>())
+        .map(|a| a & !(align - 1));
+    // Leave room for at least a few frames below it.
+    match addr {
+        Some(addr) if addr >= limit.get() + stack::MIN_STACK_SIZE / 2 => {
+            // SAFETY: `addr` is aligned and inside the stack's usable top.
+            unsafe { ptr::write(addr as *mut T, value) };
+            addr
+        }
+        _ => panic!("closure is too large for the coroutine's stack"),
+    }
+}
+
+/// The handle through which a coroutine suspends itself. It is the coroutine
+/// stack's link word, and so only ever exists as a reference into that stack.
+#[repr(transparent)]
+pub struct Yielder<Input, Yield> {
+    link: Cell<usize>,
+    marker: PhantomData<fn(Yield) -> Input>,
+}
+
+impl<Input, Yield> Yielder<Input, Yield> {
+    /// Suspends the coroutine, handing `val` to the [`Coroutine::resume`]
+    /// that resumed it, and returns the `Input` of the next resume.
+    ///
+    /// If the coroutine is dropped instead of resumed, this panics with a
+    /// [`ForcedUnwind`](crate::ForcedUnwind) payload that unwinds the
+    /// coroutine's stack; code that catches panics must let it through.
+    #[inline]
+    pub fn suspend(&self, val: Yield) -> Input {
+        let mut val = ManuallyDrop::new(val);
+        // SAFETY: `self` is the link of the coroutine running this code (a
+        // `Yielder` cannot leave its stack: it is neither Send nor Sync, and
+        // `on_parent_stack` needs a Send closure), and its parent is blocked
+        // in `resume`, which takes ownership of `val`.
+        let arg = unsafe { arch::suspend(&mut *val as *mut Yield as usize, self.link.as_ptr()) };
+        if arg == UNWIND_REQUEST {
+            unwind::start_forced_unwind();
+        }
+        // SAFETY: a non-null argument points at the parent's `Input`, handed
+        // over by this switch.
+        unsafe { ptr::read(arg as *const Input) }
+    }
+
+    /// Runs `f` on the stack of the coroutine's parent (which is blocked in
+    /// `resume`), for work that needs more stack than the coroutine has.
+    ///
+    /// A panic in `f` continues in the coroutine.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::Coroutine;
+    ///
+    /// let small = DefaultStack::new(16 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::with_stack(small, |yielder, ()| {
+    ///     // 256 KiB would overflow this coroutine's stack.
+    ///     yielder.on_parent_stack(|| {
+    ///         let big = [1u8; 256 * 1024];
+    ///         big.iter().map(|&b| b as u32).sum::<u32>()
+    ///     })
+    /// });
+    /// assert_eq!(coroutine.resume(()).as_return(), Some(256 * 1024));
+    /// ```
+    pub fn on_parent_stack<F, R>(&self, f: F) -> R
+    where
+        F: FnOnce() -> R,
+        // Keeps references to this Yielder out of `f`: suspending from the
+        // parent's stack would corrupt it.
+        F: Send,
+    {
+        // SAFETY: the link holds the parent's stack pointer while we run.
+        let top = unsafe { arch::parent_stack_top(self.link.get()) };
+        // SAFETY: below that point the parent's stack is free until we
+        // switch back to it.
+        unsafe { call_on_stack_top(top, f) }
+    }
+}
+
+/// Runs `f` on `stack` and returns its result; the stack is only borrowed
+/// for the call. Backtraces taken inside `f` continue into the caller, and a
+/// panic in `f` continues from here.
+///
+/// ```
+/// use stackswitch::on_stack;
+/// use stackswitch::stack::DefaultStack;
+///
+/// let mut stack = DefaultStack::new(128 * 1024).unwrap();
+/// let depth = on_stack(&mut stack, || {
+///     fn recurse(n: u32) -> u32 { if n == 0 { 0 } else { 1 + recurse(n - 1) } }
+///     recurse(1000)
+/// });
+/// assert_eq!(depth, 1000);
+/// ```
+pub fn on_stack<F, R>(stack: impl stack::Stack, f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    // SAFETY: the stack is ours for the duration of the call and its base is
+    // aligned by contract.
+    unsafe { call_on_stack_top(stack.base(), f) }
+}
+
+/// # Safety
+/// The memory below `top` must be free stack for the duration of the call.
+unsafe fn call_on_stack_top<F, R>(top: StackPointer, f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    union Slot<F, R> {
+        func: ManuallyDrop<F>,
+        result: ManuallyDrop<Result<R, CaughtPanic>>,
+    }
+
+    root_fn! {
+        unsafe fn run_slot<F, R>(data: *mut u8)
+        where
+            F: FnOnce() -> R,
+        {
+            // SAFETY: `data` is the Slot below, holding `func` until now.
+            unsafe {
+                let slot = &mut *(data as *mut Slot<F, R>);
+                let func = ManuallyDrop::take(&mut slot.func);
+                slot.result = ManuallyDrop::new(unwind::catch_at_root(func));
+            }
+        }
+    }
+
+    let mut slot = Slot {
+        func: ManuallyDrop::new(f),
+    };
+    let run: StackCallFn = run_slot::<F, R>;
+    // SAFETY: `run_slot` replaces `func` with `result` before returning.
+    unsafe {
+        arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run);
+        unwind::rethrow(ManuallyDrop::into_inner(slot.result))
+    }
+}
+
+root_fn! {
+    /// Root of a trapped coroutine, entered through `TrapHandlerRegs`: runs
+    /// the handler's closure and finishes the coroutine with its value.
+    pub(crate) unsafe fn trap_entry<F, Return>(data: *mut u8, link: *mut usize) -> !
+    where
+        F: FnOnce() -> Return,
+    {
+        // SAFETY: `setup_trap_handler` moved an F to `data`; the link is the
+        // trapped coroutine's, whose parent is still blocked in `resume`.
+        unsafe {
+            let func = ptr::read(data as *mut F);
+            let result = unwind::catch_at_root(|| Some(func()));
+            let mut exit = ManuallyDrop::new(Exit::from_root(result));
+            arch::exit(&mut exit as *mut _ as usize, link)
+        }
+    }
+}

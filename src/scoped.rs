@@ -1,0 +1,140 @@
+//! Coroutines that borrow from the scope that runs them.
+
+use core::marker::PhantomData;
+
+use crate::stack;
+#[cfg(feature = "default-stack")]
+use crate::stack::DefaultStack;
+use crate::trap::CoroutineTrapHandler;
+use crate::{Coroutine, CoroutineResult, Yielder};
+
+macro_rules! scoped_coroutine_struct {
+    ($($default:ty)?) => {
+        /// A [`Coroutine`] whose body, stack and values may borrow.
+        ///
+        /// It can only be run inside [`scope`](Self::scope), which drops
+        /// (and so unwinds) it before returning. That keeps borrows sound
+        /// even against `mem::forget`: a forgotten `ScopedCoroutine` never
+        /// started, and the reference given to the scope owns nothing.
+        ///
+        /// ```
+        /// use stackswitch::{ScopedCoroutine, Yielder};
+        ///
+        /// let mut total = 0;
+        /// let coroutine = ScopedCoroutine::new(|yielder: &Yielder<i32, ()>, mut input| {
+        ///     while input != 0 {
+        ///         total += input;
+        ///         input = yielder.suspend(());
+        ///     }
+        /// });
+        /// coroutine.scope(|mut coroutine| {
+        ///     for i in [1, 2, 3, 0] {
+        ///         coroutine.as_mut().resume(i);
+        ///     }
+        /// });
+        /// assert_eq!(total, 6);
+        /// ```
+        pub struct ScopedCoroutine<'a, Input, Yield, Return, Stack: stack::Stack $(= $default)?> {
+            inner: Coroutine<Input, Yield, Return, Stack>,
+            marker: PhantomData<&'a mut ()>,
+        }
+    };
+}
+#[cfg(feature = "default-stack")]
+scoped_coroutine_struct!(DefaultStack);
+#[cfg(not(feature = "default-stack"))]
+scoped_coroutine_struct!();
+
+#[cfg(feature = "default-stack")]
+impl<'a, Input, Yield, Return> ScopedCoroutine<'a, Input, Yield, Return, DefaultStack> {
+    /// Creates a scoped coroutine on a new [`DefaultStack`].
+    pub fn new<F>(func: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        Self::with_stack(DefaultStack::default(), func)
+    }
+}
+
+impl<'a, Input, Yield, Return, Stack: stack::Stack>
+    ScopedCoroutine<'a, Input, Yield, Return, Stack>
+{
+    /// Creates a scoped coroutine on `stack`, which may be borrowed.
+    pub fn with_stack<F>(stack: Stack, func: F) -> Self
+    where
+        F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'a,
+    {
+        ScopedCoroutine {
+            // SAFETY: the coroutine only runs inside `scope`, which drops it
+            // (unwinding it) while every borrow of 'a is still alive.
+            inner: unsafe { Coroutine::with_stack_unchecked(stack, func) },
+            marker: PhantomData,
+        }
+    }
+
+    /// Drops the (never started) body and returns the stack.
+    pub fn into_stack(self) -> Stack {
+        let mut inner = self.inner;
+        inner.force_unwind();
+        inner.into_stack()
+    }
+
+    /// Runs `f` with access to the coroutine, then drops the coroutine.
+    pub fn scope<F, T>(mut self, f: F) -> T
+    where
+        F: FnOnce(ScopedCoroutineRef<'_, Input, Yield, Return, Stack>) -> T,
+    {
+        f(ScopedCoroutineRef {
+            inner: &mut self.inner,
+        })
+    }
+}
+
+/// Access to a [`ScopedCoroutine`] within its [`scope`](ScopedCoroutine::scope).
+/// Mirrors [`Coroutine`]'s methods.
+pub struct ScopedCoroutineRef<'a, Input, Yield, Return, Stack: stack::Stack> {
+    inner: &'a mut Coroutine<Input, Yield, Return, Stack>,
+}
+
+impl<Input, Yield, Return, Stack: stack::Stack>
+    ScopedCoroutineRef<'_, Input, Yield, Return, Stack>
+{
+    /// Reborrows, for calling a method that takes `self` by value.
+    pub fn as_mut(&mut self) -> ScopedCoroutineRef<'_, Input, Yield, Return, Stack> {
+        ScopedCoroutineRef { inner: self.inner }
+    }
+
+    /// See [`Coroutine::resume`].
+    pub fn resume(&mut self, val: Input) -> CoroutineResult<Yield, Return> {
+        self.inner.resume(val)
+    }
+
+    /// See [`Coroutine::started`].
+    pub fn started(&self) -> bool {
+        self.inner.started()
+    }
+
+    /// See [`Coroutine::done`].
+    pub fn done(&self) -> bool {
+        self.inner.done()
+    }
+
+    /// See [`Coroutine::force_reset`].
+    ///
+    /// # Safety
+    /// As for [`Coroutine::force_reset`].
+    pub unsafe fn force_reset(&mut self) {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.inner.force_reset() }
+    }
+
+    /// See [`Coroutine::force_unwind`].
+    pub fn force_unwind(&mut self) {
+        self.inner.force_unwind()
+    }
+
+    /// See [`Coroutine::trap_handler`].
+    pub fn trap_handler(&self) -> CoroutineTrapHandler<Return> {
+        self.inner.trap_handler()
+    }
+}

@@ -1,0 +1,129 @@
+//! [`DefaultStack`] on Unix: an anonymous private mapping whose lowest page
+//! is made inaccessible.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::io;
+
+use super::{Stack, StackPointer, MIN_STACK_SIZE};
+
+/// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
+/// [`DefaultStack::default`].
+pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
+
+/// A stack allocated with `mmap`, with a guard page below it.
+///
+/// Memory is reserved, not committed: pages cost RAM only once touched.
+#[derive(Debug)]
+pub struct DefaultStack {
+    /// Top of the mapping (highest address, exclusive).
+    base: StackPointer,
+    /// Length of the mapping, guard page included.
+    mmap_len: usize,
+}
+
+// SAFETY: the stack is plain memory that this value owns exclusively.
+unsafe impl Send for DefaultStack {}
+// SAFETY: `&DefaultStack` only gives out addresses.
+unsafe impl Sync for DefaultStack {}
+
+fn page_size() -> usize {
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+impl DefaultStack {
+    /// Allocates a stack with at least `size` usable bytes (rounded up to
+    /// whole pages) plus one guard page.
+    ///
+    /// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
+    /// [`MIN_STACK_SIZE`], or with the OS error if the memory cannot be had.
+    ///
+    /// ```
+    /// use stackswitch::stack::{DefaultStack, Stack, MIN_STACK_SIZE};
+    ///
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// assert!(stack.base().get() - stack.limit().get() >= 64 * 1024);
+    /// assert!(DefaultStack::new(MIN_STACK_SIZE - 1).is_err());
+    /// ```
+    pub fn new(size: usize) -> io::Result<Self> {
+        if size < MIN_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
+            ));
+        }
+        let page = page_size();
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows");
+        let usable = size.checked_next_multiple_of(page).ok_or_else(too_big)?;
+        let mmap_len = usable.checked_add(page).ok_or_else(too_big)?;
+
+        // SAFETY: a fresh anonymous mapping aliases nothing.
+        let mapping = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                mmap_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if mapping == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // From here on, dropping `stack` unmaps the memory.
+        let stack = DefaultStack {
+            // SAFETY: mmap never returns a mapping at address zero here.
+            base: unsafe { StackPointer::new_unchecked(mapping as usize + mmap_len) },
+            mmap_len,
+        };
+        // SAFETY: the guard page is the first page of our own mapping.
+        if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+}
+
+impl Default for DefaultStack {
+    /// A stack of [`DEFAULT_STACK_SIZE`] bytes.
+    ///
+    /// # Panics
+    /// If the OS refuses the memory.
+    fn default() -> Self {
+        Self::new(DEFAULT_STACK_SIZE).expect("failed to allocate a coroutine stack")
+    }
+}
+
+impl Drop for DefaultStack {
+    fn drop(&mut self) {
+        // SAFETY: this is exactly the mapping made in `new`, and nothing runs
+        // on it any more (coroutines borrow or own their stack).
+        unsafe {
+            let ret = libc::munmap((self.base.get() - self.mmap_len) as *mut _, self.mmap_len);
+            debug_assert_eq!(ret, 0, "munmap of a coroutine stack failed");
+        }
+    }
+}
+
+// SAFETY: the mapping lives as long as `self`, holds at least MIN_STACK_SIZE
+// usable bytes, and its lowest page is PROT_NONE.
+unsafe impl Stack for DefaultStack {
+    #[inline]
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+
+    #[inline]
+    fn limit(&self) -> StackPointer {
+        // SAFETY: inside a mapping, so not zero.
+        unsafe { StackPointer::new_unchecked(self.base.get() - self.mmap_len) }
+    }
+}

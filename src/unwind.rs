@@ -1,0 +1,172 @@
+//! How panics cross from a coroutine stack to its parent.
+//!
+//! Three policies, chosen by cargo features, all hidden behind the same few
+//! functions so the coroutine code reads the same under each:
+//!
+//! | features | a panic inside a coroutine | root functions are |
+//! |---|---|---|
+//! | neither | aborts the process (it reaches an `extern "C"` root) | `extern "C"` |
+//! | `unwind` | is caught at the coroutine's root, carried to the parent as a value and re-raised there | `extern "C"` |
+//! | `asm-unwind` | unwinds through the root frame's CFI and the switch asm straight into the parent | `extern "C-unwind"` |
+//!
+//! Under every policy a suspended coroutine that must be destroyed is unwound
+//! by making its pending `suspend` raise [`ForcedUnwind`], a payload that
+//! user code can recognise with [`is_forced_unwind`].
+
+#[cfg(feature = "unwind")]
+use std::{any::Any, boxed::Box};
+
+/// What a coroutine's root hands back when a panic was caught there.
+/// Uninhabited when panics are not caught at the root.
+#[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+pub(crate) type CaughtPanic = Box<dyn Any + Send>;
+#[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+pub(crate) type CaughtPanic = core::convert::Infallible;
+
+/// Declares a function that is entered from assembly at the root of a stack.
+/// Its ABI is `"C-unwind"` only when panics may unwind through the switch.
+macro_rules! root_fn {
+    ($(#[$attr:meta])* $vis:vis unsafe fn $($rest:tt)*) => {
+        #[cfg(feature = "asm-unwind")]
+        $(#[$attr])* $vis unsafe extern "C-unwind" fn $($rest)*
+        #[cfg(not(feature = "asm-unwind"))]
+        $(#[$attr])* $vis unsafe extern "C" fn $($rest)*
+    };
+}
+pub(crate) use root_fn;
+
+macro_rules! root_fn_types {
+    ($abi:literal) => {
+        /// Entry of a coroutine: `(first resume argument, link, closure)`.
+        pub(crate) type EntryFn = unsafe extern $abi fn(usize, *mut usize, *mut u8) -> !;
+        /// Entry of a trapped coroutine: `(handler closure, link)`.
+        pub(crate) type TrapEntryFn = unsafe extern $abi fn(*mut u8, *mut usize) -> !;
+        /// Function run by `call_on_stack`.
+        pub(crate) type StackCallFn = unsafe extern $abi fn(*mut u8);
+    };
+}
+#[cfg(feature = "asm-unwind")]
+root_fn_types!("C-unwind");
+#[cfg(not(feature = "asm-unwind"))]
+root_fn_types!("C");
+
+/// Runs `f` at the root of a stack, catching a panic if this policy carries
+/// panics across the switch as values.
+#[inline(always)]
+pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+    #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+    return std::panic::catch_unwind(core::panic::AssertUnwindSafe(f));
+    #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+    return Ok(f());
+}
+
+/// Parent side of [`catch_at_root`]: unwraps the value or continues the
+/// panic on the parent's stack.
+#[inline(always)]
+pub(crate) fn rethrow<T>(result: Result<T, CaughtPanic>) -> T {
+    match result {
+        Ok(value) => value,
+        #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+        Err(payload) => std::panic::resume_unwind(payload),
+        #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+        Err(never) => match never {},
+    }
+}
+
+/// The panic payload used to unwind a suspended coroutine that is being
+/// dropped or [`force_unwind`](crate::Coroutine::force_unwind)-ed.
+///
+/// Code inside a coroutine that catches panics must let this one continue
+/// (with [`std::panic::resume_unwind`]); see [`is_forced_unwind`].
+#[cfg(feature = "unwind")]
+#[derive(Debug)]
+pub struct ForcedUnwind {
+    _private: (),
+}
+
+/// Returns `true` if a caught panic payload is the forced unwind of a
+/// suspended coroutine being destroyed, which must be re-raised.
+///
+/// ```
+/// use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+/// use stackswitch::{is_forced_unwind, Coroutine};
+///
+/// let mut coroutine = Coroutine::<(), (), ()>::new(|yielder, ()| {
+///     let result = catch_unwind(AssertUnwindSafe(|| yielder.suspend(())));
+///     if let Err(payload) = result {
+///         // Not our panic to handle: let the coroutine be torn down.
+///         assert!(is_forced_unwind(&*payload));
+///         resume_unwind(payload);
+///     }
+/// });
+/// coroutine.resume(());
+/// drop(coroutine); // unwinds the suspended body
+/// ```
+#[cfg(feature = "unwind")]
+pub fn is_forced_unwind(payload: &(dyn Any + Send)) -> bool {
+    payload.is::<ForcedUnwind>()
+}
+
+/// Raised inside a coroutine whose parent asked it to unwind.
+#[cold]
+pub(crate) fn start_forced_unwind() -> ! {
+    #[cfg(feature = "unwind")]
+    std::panic::resume_unwind(Box::new(ForcedUnwind { _private: () }));
+    // The parent aborts before asking for an unwind it cannot perform.
+    #[cfg(not(feature = "unwind"))]
+    unreachable!("forced unwind requested without the `unwind` feature");
+}
+
+/// Runs the parent's side of a forced unwind. Under `asm-unwind` the
+/// coroutine's forced-unwind panic surfaces here as a real panic; it is
+/// caught and reported as `None`.
+#[inline]
+pub(crate) fn catch_forced_unwind<T>(f: impl FnOnce() -> T) -> Option<T> {
+    #[cfg(feature = "asm-unwind")]
+    return match std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)) {
+        Ok(value) => Some(value),
+        Err(payload) if is_forced_unwind(&*payload) => None,
+        Err(payload) => std::panic::resume_unwind(payload),
+    };
+    #[cfg(not(feature = "asm-unwind"))]
+    return Some(f());
+}
+
+/// Whether a panic caught at a coroutine's root is a forced unwind.
+pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
+    #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+    return is_forced_unwind(&**panic);
+    #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+    match *panic {}
+}
+
+/// Aborts if suspended coroutines cannot be unwound in this build.
+#[inline]
+pub(crate) fn require_unwind_support() {
+    #[cfg(not(feature = "unwind"))]
+    abort(
+        "a suspended coroutine cannot be unwound without the `unwind` feature \
+         (it was dropped or force_unwind was called)",
+    );
+}
+
+/// Ends the process with a message: used where continuing would be unsound.
+#[cold]
+#[inline(never)]
+pub(crate) fn abort(message: &str) -> ! {
+    #[cfg(any(feature = "unwind", feature = "default-stack"))]
+    {
+        std::eprintln!("stackswitch: fatal: {message}");
+        std::process::abort();
+    }
+    // Without std, a panic that tries to leave a non-unwinding function is
+    // turned into an abort by the compiler.
+    #[cfg(not(any(feature = "unwind", feature = "default-stack")))]
+    {
+        #[allow(improper_ctypes_definitions)]
+        extern "C" fn panic_without_unwinding(message: &str) -> ! {
+            panic!("stackswitch: fatal: {}", message)
+        }
+        panic_without_unwinding(message)
+    }
+}
