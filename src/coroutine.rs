@@ -171,10 +171,10 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///
     /// ```
     /// use stackswitch::stack::DefaultStack;
-    /// use stackswitch::Coroutine;
+    /// use stackswitch::{Coroutine, Yielder};
     ///
     /// let stack = DefaultStack::new(64 * 1024).unwrap();
-    /// let mut coroutine = Coroutine::with_stack(stack, |_, x: i32| x * 2);
+    /// let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<i32, ()>, x: i32| x * 2);
     /// assert_eq!(coroutine.resume(21).as_return(), Some(42));
     /// let _stack_for_reuse = coroutine.into_stack();
     /// ```
@@ -386,6 +386,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         }
         if self.started() {
             unwind::require_unwind_support();
+            unwind::prepare_unwinder();
         }
         // SAFETY: suspended, checked above.
         let switched = unwind::catch_forced_unwind(|| unsafe { self.switch(UNWIND_REQUEST) });
@@ -514,7 +515,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// use stackswitch::Coroutine;
     ///
     /// let small = DefaultStack::new(16 * 1024).unwrap();
-    /// let mut coroutine = Coroutine::with_stack(small, |yielder, ()| {
+    /// let mut coroutine = Coroutine::<(), (), u32>::with_stack(small, |yielder, ()| {
     ///     // 256 KiB would overflow this coroutine's stack.
     ///     yielder.on_parent_stack(|| {
     ///         let big = [1u8; 256 * 1024];

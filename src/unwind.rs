@@ -117,6 +117,23 @@ pub(crate) fn start_forced_unwind() -> ! {
     unreachable!("forced unwind requested without the `unwind` feature");
 }
 
+/// Makes sure the unwinder has run once on a large stack before it first runs
+/// on a coroutine's. Its first use can resolve lazily bound symbols, and the
+/// dynamic linker's resolver saves the whole extended register state (over
+/// 10 KiB with AMX) on the current stack: more than a `MIN_STACK_SIZE` stack
+/// holds. Called on the parent's stack before a forced unwind.
+#[inline]
+pub(crate) fn prepare_unwinder() {
+    #[cfg(feature = "unwind")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // `resume_unwind` raises without calling the panic hook.
+            let _ = std::panic::catch_unwind(|| std::panic::resume_unwind(Box::new(())));
+        });
+    }
+}
+
 /// Runs the parent's side of a forced unwind. Under `asm-unwind` the
 /// coroutine's forced-unwind panic surfaces here as a real panic; it is
 /// caught and reported as `None`.

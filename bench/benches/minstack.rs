@@ -1,0 +1,8 @@
+fn main() {
+    use corosensei::{Coroutine, stack::DefaultStack};
+    let stack = DefaultStack::new(4096).unwrap();
+    let mut c = Coroutine::<(), (), ()>::with_stack(stack, |y, ()| { y.suspend(()); });
+    c.resume(());
+    drop(c);
+    println!("corosensei survived");
+}
