@@ -58,21 +58,27 @@ fn suspends_from_deep_in_the_call_stack() {
 #[test]
 fn values_larger_than_a_page_cross_stacks() {
     // The reference implementation refuses values above 1 KiB.
-    let mut coroutine = Coroutine::new(|yielder: &Yielder<[u64; 1024], [u8; 8192]>, input: [u64; 1024]| {
-        let mut big = [0u8; 8192];
-        for (i, b) in big.iter_mut().enumerate() {
-            *b = input[i % 1024] as u8;
-        }
-        big.reverse();
-        let back = yielder.suspend(big);
-        back.iter().sum::<u64>()
-    });
+    let mut coroutine = Coroutine::new(
+        |yielder: &Yielder<[u64; 1024], [u8; 8192]>, input: [u64; 1024]| {
+            let mut big = [0u8; 8192];
+            for (i, b) in big.iter_mut().enumerate() {
+                *b = input[i % 1024] as u8;
+            }
+            big.reverse();
+            let back = yielder.suspend(big);
+            back.iter().sum::<u64>()
+        },
+    );
     let mut input = [0u64; 1024];
     for (i, v) in input.iter_mut().enumerate() {
         *v = i as u64;
     }
     let big = coroutine.resume(input).as_yield().unwrap();
-    assert!(big.iter().rev().enumerate().all(|(i, &b)| b == (i % 1024) as u8));
+    assert!(big
+        .iter()
+        .rev()
+        .enumerate()
+        .all(|(i, &b)| b == (i % 1024) as u8));
     assert_eq!(coroutine.resume(input).as_return(), Some(1023 * 1024 / 2));
 }
 
@@ -134,7 +140,8 @@ fn into_stack_reuses_the_stack() {
     assert_eq!(first.resume(1).as_return(), Some(2));
     let stack = first.into_stack();
     assert_eq!((stack.base(), stack.limit()), (base, limit));
-    let mut second = Coroutine::with_stack(stack, |y: &Yielder<u32, u32>, x: u32| y.suspend(x * 10));
+    let mut second =
+        Coroutine::with_stack(stack, |y: &Yielder<u32, u32>, x: u32| y.suspend(x * 10));
     assert_eq!(second.resume(4).as_yield(), Some(40));
 }
 
@@ -150,7 +157,8 @@ fn into_stack_of_a_suspended_coroutine_panics() {
 fn borrowed_stacks_are_stacks() {
     let mut stack = DefaultStack::new(32 * 1024).unwrap();
     for i in 0..3u32 {
-        let coroutine = ScopedCoroutine::with_stack(&mut stack, move |_: &Yielder<(), ()>, ()| i * 2);
+        let coroutine =
+            ScopedCoroutine::with_stack(&mut stack, move |_: &Yielder<(), ()>, ()| i * 2);
         let result = coroutine.scope(|mut c| c.resume(()));
         assert_eq!(result.as_return(), Some(i * 2));
     }
@@ -204,7 +212,10 @@ fn on_parent_stack_runs_on_the_parent_stack() {
             let here = 0u8;
             // A lot more than the coroutine's 16 KiB.
             let big = [7u8; 200 * 1024];
-            (std::hint::black_box(&here) as *const u8 as usize, big.iter().map(|&b| b as usize).sum::<usize>())
+            (
+                std::hint::black_box(&here) as *const u8 as usize,
+                big.iter().map(|&b| b as usize).sum::<usize>(),
+            )
         });
         yielder.suspend(());
         inner

@@ -29,11 +29,17 @@ mod with_unwind {
         });
         assert_eq!(coroutine.resume(()).as_yield(), Some(42));
         let err = catch_unwind(AssertUnwindSafe(|| coroutine.resume(()))).unwrap_err();
-        assert_eq!(err.downcast_ref::<String>().map(String::as_str), Some("boom"));
+        assert_eq!(
+            err.downcast_ref::<String>().map(String::as_str),
+            Some("boom")
+        );
         assert_eq!(drops.get(), 1, "the coroutine's stack was unwound");
         assert!(coroutine.done());
         let again = catch_unwind(AssertUnwindSafe(|| coroutine.resume(()))).unwrap_err();
-        assert!(again.downcast_ref::<&str>().unwrap().contains("already completed"));
+        assert!(again
+            .downcast_ref::<&str>()
+            .unwrap()
+            .contains("already completed"));
     }
 
     #[test]
@@ -103,7 +109,9 @@ mod with_unwind {
         coroutine.resume(());
         drop(coroutine);
         assert!(saw_it.get());
-        assert!(!is_forced_unwind(&*catch_unwind(|| panic!("other")).unwrap_err()));
+        assert!(!is_forced_unwind(
+            &*catch_unwind(|| panic!("other")).unwrap_err()
+        ));
     }
 
     #[test]
@@ -116,7 +124,10 @@ mod with_unwind {
         coroutine.resume(());
         let err = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind())).unwrap_err();
         let message = err.downcast_ref::<&str>().copied().unwrap_or_default();
-        assert!(message.contains("caught the ForcedUnwind panic"), "{message}");
+        assert!(
+            message.contains("caught the ForcedUnwind panic"),
+            "{message}"
+        );
         assert!(coroutine.done());
         let err = catch_unwind(AssertUnwindSafe(|| coroutine.resume(()))).unwrap_err();
         assert!(err.downcast_ref::<&str>().unwrap().contains("abandoned"));
@@ -185,8 +196,9 @@ mod with_unwind {
 
     #[test]
     fn panics_cross_on_stack_and_on_parent_stack() {
-        let err = catch_unwind(|| on_stack(DefaultStack::new(64 * 1024).unwrap(), || panic!("on_stack")))
-            .unwrap_err();
+        let err =
+            catch_unwind(|| on_stack(DefaultStack::new(64 * 1024).unwrap(), || panic!("on_stack")))
+                .unwrap_err();
         assert_eq!(*err.downcast_ref::<&str>().unwrap(), "on_stack");
 
         let mut coroutine = Coroutine::<(), (), bool>::new(|y, ()| {
@@ -254,11 +266,18 @@ fn dropping_a_suspended_coroutine_aborts_without_unwind() {
         unreachable!("drop must abort");
     }
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "dropping_a_suspended_coroutine_aborts_without_unwind", "--nocapture"])
+        .args([
+            "--exact",
+            "dropping_a_suspended_coroutine_aborts_without_unwind",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("cannot be unwound without the `unwind` feature"), "{stderr}");
+    assert!(
+        stderr.contains("cannot be unwound without the `unwind` feature"),
+        "{stderr}"
+    );
 }
