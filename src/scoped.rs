@@ -34,6 +34,35 @@ macro_rules! scoped_coroutine_struct {
         /// });
         /// assert_eq!(total, 6);
         /// ```
+        ///
+        /// The coroutine cannot leave its scope, so nothing can outlive the
+        /// borrows:
+        ///
+        /// ```compile_fail
+        /// # use stackswitch::{ScopedCoroutine, Yielder};
+        /// let local = 5;
+        /// let coroutine = ScopedCoroutine::new(|_: &Yielder<(), ()>, ()| local);
+        /// let escaped = coroutine.scope(|c| c); // error: the reference escapes
+        /// ```
+        ///
+        /// nor be swapped into a longer-lived scope:
+        ///
+        /// ```compile_fail
+        /// # use stackswitch::{ScopedCoroutine, Yielder};
+        /// let outer = ScopedCoroutine::new(|y: &Yielder<(), ()>, ()| y.suspend(()));
+        /// outer.scope(|mut a| {
+        ///     let inner = ScopedCoroutine::new(|y: &Yielder<(), ()>, ()| y.suspend(()));
+        ///     inner.scope(|mut b| std::mem::swap(&mut a, &mut b)); // error
+        /// });
+        /// ```
+        ///
+        /// and a borrowing body needs `ScopedCoroutine`, not [`Coroutine`]:
+        ///
+        /// ```compile_fail
+        /// # use stackswitch::{Coroutine, Yielder};
+        /// let local = String::from("borrowed");
+        /// let c = Coroutine::new(|_: &Yielder<(), ()>, ()| local.len()); // error: not 'static
+        /// ```
         pub struct ScopedCoroutine<'a, Input, Yield, Return, Stack: stack::Stack $(= $default)?> {
             inner: Coroutine<Input, Yield, Return, Stack>,
             marker: PhantomData<&'a mut ()>,

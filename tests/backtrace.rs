@@ -1,0 +1,109 @@
+//! Backtraces taken inside a coroutine continue into whoever resumed it.
+#![cfg(feature = "default-stack")]
+
+use stackswitch::stack::DefaultStack;
+use stackswitch::{on_stack, Coroutine, Yielder};
+
+/// Symbol names of the current call stack, innermost first.
+fn symbol_names() -> Vec<String> {
+    let mut names = Vec::new();
+    backtrace::trace(|frame| {
+        backtrace::resolve_frame(frame, |symbol| {
+            if let Some(name) = symbol.name() {
+                names.push(format!("{name:#}"));
+            }
+        });
+        names.len() < 200
+    });
+    names
+}
+
+/// Index of the first frame whose name contains `needle`.
+fn position(names: &[String], needle: &str) -> usize {
+    names
+        .iter()
+        .position(|n| n.contains(needle))
+        .unwrap_or_else(|| panic!("no frame `{needle}` in:\n{}", names.join("\n")))
+}
+
+#[inline(never)]
+fn resumer_marker(coroutine: &mut Coroutine<(), (), Vec<String>>) -> Vec<String> {
+    let names = coroutine.resume(()).as_return().unwrap();
+    std::hint::black_box(names)
+}
+
+#[inline(never)]
+fn inside_marker() -> Vec<String> {
+    std::hint::black_box(symbol_names())
+}
+
+#[test]
+fn backtrace_crate_walks_into_the_resumer() {
+    let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| inside_marker());
+    let names = resumer_marker(&mut coroutine);
+    let inside = position(&names, "inside_marker");
+    let resumer = position(&names, "resumer_marker");
+    // The test's own frame is the last one named after it (its closure,
+    // running in the coroutine, is named after it too).
+    let test = names
+        .iter()
+        .rposition(|n| n.ends_with("backtrace_crate_walks_into_the_resumer"))
+        .unwrap();
+    assert!(inside < resumer && resumer < test, "{names:#?}");
+}
+
+#[test]
+fn backtrace_after_suspending_follows_the_latest_resumer() {
+    #[inline(never)]
+    fn second_resumer_marker(
+        coroutine: &mut Coroutine<(), Vec<String>, Vec<String>>,
+    ) -> Vec<String> {
+        coroutine.resume(()).as_return().unwrap()
+    }
+    let mut coroutine = Coroutine::new(|y: &Yielder<(), Vec<String>>, ()| {
+        y.suspend(inside_marker());
+        inside_marker()
+    });
+    let first = coroutine.resume(()).as_yield().unwrap();
+    assert!(!first.iter().any(|n| n.contains("second_resumer_marker")));
+    let second = second_resumer_marker(&mut coroutine);
+    assert!(position(&second, "inside_marker") < position(&second, "second_resumer_marker"));
+}
+
+#[test]
+fn std_backtrace_walks_into_the_resumer() {
+    let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| {
+        vec![std::backtrace::Backtrace::force_capture().to_string()]
+    });
+    let text = resumer_marker(&mut coroutine).remove(0);
+    let resumer = text.find("resumer_marker").expect(&text);
+    let test = text
+        .rfind("std_backtrace_walks_into_the_resumer")
+        .expect(&text);
+    assert!(resumer < test, "{text}");
+}
+
+#[test]
+fn backtraces_cross_on_stack_and_on_parent_stack() {
+    #[inline(never)]
+    fn on_stack_caller_marker() -> Vec<String> {
+        on_stack(DefaultStack::new(128 * 1024).unwrap(), inside_marker)
+    }
+    let names = on_stack_caller_marker();
+    assert!(position(&names, "inside_marker") < position(&names, "on_stack_caller_marker"));
+
+    let mut coroutine = Coroutine::new(|y: &Yielder<(), ()>, ()| {
+        #[inline(never)]
+        fn in_coroutine_marker(y: &Yielder<(), ()>) -> Vec<String> {
+            y.on_parent_stack(inside_marker)
+        }
+        in_coroutine_marker(y)
+    });
+    let names = resumer_marker(&mut coroutine);
+    let order = [
+        position(&names, "inside_marker"),
+        position(&names, "in_coroutine_marker"),
+        position(&names, "resumer_marker"),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{names:#?}");
+}
