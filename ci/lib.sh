@@ -1,0 +1,50 @@
+# Shared helpers for the CI scripts. Source it; it defines functions only.
+
+CI_TOTAL_PASSED=0
+CI_TOTAL_FAILED=0
+CI_LOG_DIR=${CI_LOG_DIR:-${TMPDIR:-/tmp}/stackswitch-ci-logs}
+mkdir -p "$CI_LOG_DIR"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# run_tests LABEL CARGO-ARGS...
+# Runs a `cargo test` command, shows its result lines, and fails unless every
+# test binary (and the doc tests) printed a passing `test result:` line. This
+# catches runners that exit 0 without running anything (wine does).
+run_tests() {
+    local label=$1
+    shift
+    local log="$CI_LOG_DIR/$(echo "$label" | tr -c 'A-Za-z0-9_.-' '_').log"
+    step "$label: cargo $*"
+    local status=0
+    cargo "$@" >"$log" 2>&1 || status=$?
+    grep -E '^(test result:|     Running|   Doc-tests)' "$log" | sed 's/^/    /'
+    local binaries results passed failed
+    binaries=$(grep -cE '^(     Running|   Doc-tests)' "$log" || true)
+    results=$(grep -c '^test result: ' "$log" || true)
+    passed=$(grep -o '^test result: [a-zA-Z]*\. [0-9]* passed' "$log" | awk '{s+=$4} END {print s+0}')
+    failed=$(grep -o '[0-9]* failed;' "$log" | awk '{s+=$1} END {print s+0}')
+    CI_TOTAL_PASSED=$((CI_TOTAL_PASSED + passed))
+    CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + failed))
+    if [ "$status" -ne 0 ] || [ "$results" -ne "$binaries" ] || [ "$binaries" -eq 0 ] || [ "$failed" -ne 0 ]; then
+        echo "FAILED: $label (exit $status, $results results for $binaries test binaries)"
+        tail -n 60 "$log"
+        CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + 1))
+        return 1
+    fi
+    echo "    ok: $passed passed"
+}
+
+# run_checked LABEL COMMAND...: a command that must succeed.
+run_checked() {
+    local label=$1
+    shift
+    step "$label: $*"
+    if "$@"; then
+        CI_TOTAL_PASSED=$((CI_TOTAL_PASSED + 1))
+    else
+        echo "FAILED: $label"
+        CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + 1))
+        return 1
+    fi
+}
