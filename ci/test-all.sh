@@ -17,6 +17,7 @@ status=0
 fail() { status=1; }
 
 if wants host; then
+    ci/setup-host.sh || fail
     # The feature combinations the specification names, each in debug and
     # release: no features (no_std, build only), `default-stack` without
     # `unwind`, and the defaults.
@@ -28,6 +29,14 @@ if wants host; then
         run_tests "host $profile default" test $flag || fail
         run_checked "host $profile examples" ci/examples.sh $flag || fail
     done
+    # Panics unwinding straight through the switch (nightly's asm_unwind).
+    for flag in "" --release; do
+        run_tests "host nightly asm-unwind $flag" +nightly test $flag --features asm-unwind --target-dir target/nightly || fail
+    done
+    # Frame-pointer unwinders follow the chain into the resumer.
+    RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
+        run_tests "host frame pointers" test --test backtrace --target-dir target/frame-pointers || fail
+    run_checked "two versions in one binary" ci/two-versions.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
 fi
 

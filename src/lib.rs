@@ -64,6 +64,7 @@
 #[cfg(any(feature = "default-stack", feature = "unwind"))]
 extern crate std;
 
+#[macro_use]
 mod arch;
 mod coroutine;
 mod scoped;

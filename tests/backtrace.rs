@@ -107,3 +107,43 @@ fn backtraces_cross_on_stack_and_on_parent_stack() {
     ];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{names:#?}");
 }
+
+/// Frame-pointer unwinders (perf, eBPF profilers) see the same linked chain.
+/// Built by CI with `-C force-frame-pointers=yes --cfg stackswitch_fp_test`.
+#[cfg(all(stackswitch_fp_test, target_arch = "x86_64"))]
+#[test]
+fn frame_pointer_chain_reaches_the_resumer() {
+    /// Return addresses along the rbp chain, up to the resumer's frame.
+    #[inline(never)]
+    fn walk_frame_pointers() -> Vec<String> {
+        let mut fp: usize;
+        // SAFETY: reads rbp.
+        unsafe { std::arch::asm!("mov {}, rbp", out(reg) fp) };
+        let mut names = Vec::new();
+        for _ in 0..64 {
+            // SAFETY: with frame pointers forced, every frame up to the
+            // resumer's (where the walk stops) has a record [prev rbp, ra].
+            let (prev, ra) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+            backtrace::resolve((ra - 1) as *mut std::ffi::c_void, |symbol| {
+                if let Some(name) = symbol.name() {
+                    names.push(format!("{name:#}"));
+                }
+            });
+            if names.iter().any(|n| n.ends_with("resumer_marker")) || prev == 0 {
+                break;
+            }
+            fp = prev;
+        }
+        names
+    }
+    let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| walk_frame_pointers());
+    let names = resumer_marker(&mut coroutine);
+    assert!(
+        names.iter().any(|n| n.contains("coroutine_start")),
+        "{names:#?}"
+    );
+    assert!(
+        names.last().unwrap().ends_with("resumer_marker"),
+        "{names:#?}"
+    );
+}

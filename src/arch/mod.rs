@@ -25,6 +25,19 @@
 //!
 //! Adding a CPU means adding one file here and one line below.
 
+/// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
+/// panic in the coroutine unwinds through the root frame's unwind info
+/// straight out of this asm, so it is marked `may_unwind`. The operand list
+/// must end with a comma.
+macro_rules! resume_asm {
+    ($($body:tt)*) => {
+        #[cfg(feature = "asm-unwind")]
+        core::arch::asm!($($body)* options(may_unwind));
+        #[cfg(not(feature = "asm-unwind"))]
+        core::arch::asm!($($body)*);
+    };
+}
+
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {
         $(

@@ -127,9 +127,10 @@ unsafe extern "C" fn trap_start() {
 }
 
 /// Calls `f(data)` on the stack topped at rsi (16-aligned), with rbp-based
-/// CFI so unwinders continue on the original stack.
+/// CFI so unwinders continue on the original stack. "C-unwind": under
+/// `asm-unwind` a panic in `f` passes through it.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame-pointer prologue: the CFA follows rbp from here.
@@ -186,7 +187,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
     // rest declared clobbered), and returns to the instruction after `call`
     // with rsp back where it was.
     unsafe {
-        asm!(
+        resume_asm!(
             // Save rbx (LLVM's), then call the resume address saved on the
             // coroutine stack; the coroutine comes back with `ret`.
             "push rbx",
