@@ -76,3 +76,8 @@ pub use coroutine::{on_stack, Coroutine, CoroutineResult, Yielder};
 pub use scoped::{ScopedCoroutine, ScopedCoroutineRef};
 #[cfg(feature = "unwind")]
 pub use unwind::{is_forced_unwind, ForcedUnwind};
+
+// The README's Rust examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
