@@ -74,6 +74,7 @@ enum Exit<Return> {
 }
 
 impl<Return> Exit<Return> {
+    #[inline(always)]
     fn from_root(result: Result<Option<Return>, CaughtPanic>) -> Self {
         match result {
             Ok(Some(value)) => Exit::Returned(value),
@@ -434,17 +435,32 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
 }
 
 impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield, Return, Stack> {
+    #[inline]
     fn drop(&mut self) {
-        match self.context {
-            RUNNING => unwind::abort("a coroutine was dropped while it was running"),
-            // Live frames remain on the stack: leak it.
-            ABANDONED => return,
-            DONE => {}
-            // If unwinding panics, the stack is leaked, which is sound.
-            _ => self.force_unwind(),
+        if self.context != DONE && !self.finish_before_drop() {
+            return;
         }
         // SAFETY: nothing is live on the stack any more, and it is dropped once.
         unsafe { ManuallyDrop::drop(&mut self.stack) }
+    }
+}
+
+impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, Stack> {
+    /// The slow path of `drop`: unwinds a suspended coroutine. Returns
+    /// whether its stack may be freed.
+    #[cold]
+    #[inline(never)]
+    fn finish_before_drop(&mut self) -> bool {
+        match self.context {
+            RUNNING => unwind::abort("a coroutine was dropped while it was running"),
+            // Live frames remain on the stack: leak it.
+            ABANDONED => false,
+            // If unwinding panics, the stack is leaked, which is sound.
+            _ => {
+                self.force_unwind();
+                self.context == DONE
+            }
+        }
     }
 }
 
@@ -460,18 +476,16 @@ pub(crate) unsafe fn move_to_stack_top<T>(
 ) -> usize {
     let top = base.get() - arch::STACK_HEADER_SIZE;
     let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
-    let addr = top
-        .checked_sub(mem::size_of::<T>())
-        .map(|a| a & !(align - 1));
-    // Leave room for at least a few frames below it.
-    match addr {
-        Some(addr) if addr >= limit.get() + stack::MIN_STACK_SIZE / 2 => {
-            // SAFETY: `addr` is aligned and inside the stack's usable top.
-            unsafe { ptr::write(addr as *mut T, value) };
-            addr
-        }
-        _ => panic!("closure is too large for the coroutine's stack"),
-    }
+    // Every stack has MIN_STACK_SIZE usable bytes, so a value of at most half
+    // of that (the usual closure) fits with room left for frames below it.
+    let fits = mem::size_of::<T>() + align <= stack::MIN_STACK_SIZE / 2
+        || (top - limit.get()).checked_sub(mem::size_of::<T>() + align)
+            >= Some(stack::MIN_STACK_SIZE / 2);
+    assert!(fits, "closure is too large for the coroutine's stack");
+    let addr = (top - mem::size_of::<T>()) & !(align - 1);
+    // SAFETY: `addr` is aligned and within the stack's usable top.
+    unsafe { ptr::write(addr as *mut T, value) };
+    addr
 }
 
 /// The handle through which a coroutine suspends itself. It is the coroutine

@@ -73,7 +73,7 @@ pub struct TrapHandlerRegs {
 const LINK: usize = 16;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `call`
-/// with rdi = argument, rsi = fresh sp, rdx = link address; still on the
+/// with rdi = argument, rsi = fresh sp, rdx = stack base; still on the
 /// parent's stack.
 #[unsafe(naked)]
 unsafe extern "C" fn coroutine_start() {
@@ -88,11 +88,11 @@ unsafe extern "C" fn coroutine_start() {
         "push rbp",
         ".cfi_adjust_cfa_offset 8",
         ".cfi_offset rbp, -24",
-        "mov [rdx], rsp",
+        "mov [rdx - 16], rsp",
         // From here on the parent is described through the link:
         // CFA = [rbp] + 24 (DW_CFA_def_cfa_expression:
         // DW_OP_breg6 0, DW_OP_deref, DW_OP_plus_uconst 24).
-        "mov rbp, rdx",
+        "lea rbp, [rdx - 16]",
         ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data).
@@ -166,7 +166,6 @@ pub unsafe fn init_stack(
     unsafe {
         let top = base.get();
         *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 1;
-        *((top - LINK) as *mut usize) = 0;
         // Three words with the 16-byte alignment of `lea rsp, [rsi + 24]`.
         let fresh = sp - 32 + 8;
         *((fresh + 16) as *mut usize) = data as usize;
@@ -195,7 +194,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
             "pop rbx",
             inout("rdi") arg => ret_arg,
             inout("rsi") sp.get() => ret_sp,
-            inout("rdx") base.get() - LINK => _,
+            inout("rdx") base.get() => _,
             out("r12") _, out("r13") _, out("r14") _, out("r15") _,
             clobber_abi("sysv64"),
         );
@@ -223,11 +222,12 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "mov rsp, [rdx]",
             "pop rbp",
             "ret",
-            // Resumed: on the parent's stack, rdx = link, rsi = our context.
-            // Complete its frame record, publish it, restore ourselves.
+            // Resumed: on the parent's stack, rdx = stack base, rsi = our
+            // context. Complete the parent's frame record, publish it in the
+            // link, restore ourselves.
             "2:",
             "push rbp",
-            "mov [rdx], rsp",
+            "mov [rdx - 16], rsp",
             "lea rsp, [rsi + 8]",
             "pop rbx",
             "pop rbp",
