@@ -37,6 +37,7 @@ if wants host; then
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
         run_tests "host frame pointers" test --test backtrace --target-dir target/frame-pointers || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
+    run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
 fi
 
