@@ -29,6 +29,8 @@ if wants host; then
         run_tests "host $profile default" test $flag || fail
         run_checked "host $profile examples" ci/examples.sh $flag || fail
     done
+    # The async bridge under tokio and the futures executor.
+    run_tests "host executors" test -p stackswitch-integration || fail
     # Panics unwinding straight through the switch (nightly's asm_unwind).
     for flag in "" --release; do
         run_tests "host nightly asm-unwind $flag" +nightly test $flag --features asm-unwind --target-dir target/nightly || fail

@@ -33,6 +33,9 @@
 //!   pointers.
 //! - **Trap handling**: a signal handler can make a coroutine that faulted
 //!   (say, overflowed into its guard page) return a value ([`trap`]).
+//! - **Generators**: [`Generator`] iterates the values a function yields.
+//! - **Async bridge**: [`future::StackFuture`] runs blocking-style code as a
+//!   `Future`; inside, [`future::Suspender::block_on`] awaits futures.
 //! - **Borrowing**: [`ScopedCoroutine`] for bodies that borrow locals;
 //!   [`on_stack`] and [`Yielder::on_parent_stack`] to run a closure on
 //!   another stack.
@@ -67,12 +70,15 @@ extern crate std;
 #[macro_use]
 mod arch;
 mod coroutine;
+pub mod future;
+mod generator;
 mod scoped;
 pub mod stack;
 pub mod trap;
 mod unwind;
 
 pub use coroutine::{on_stack, Coroutine, CoroutineResult, Yielder};
+pub use generator::Generator;
 pub use scoped::{ScopedCoroutine, ScopedCoroutineRef};
 #[cfg(feature = "unwind")]
 pub use unwind::{is_forced_unwind, ForcedUnwind};

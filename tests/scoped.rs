@@ -58,6 +58,8 @@ fn forgetting_the_reference_does_not_leak_the_coroutine() {
     });
     coroutine.scope(|mut c| {
         c.resume(());
+        // The reference is all the scope has to forget.
+        #[allow(clippy::forget_non_drop)]
         std::mem::forget(c);
     });
     // The scope owned the coroutine, not the forgotten reference.
@@ -123,7 +125,7 @@ fn a_panic_in_the_scope_still_unwinds_the_coroutine() {
 #[test]
 fn borrowed_stack_and_into_stack() {
     let mut stack = DefaultStack::new(32 * 1024).unwrap();
-    let data = vec![1, 2, 3];
+    let data = [1, 2, 3];
     let sum = ScopedCoroutine::with_stack(&mut stack, |_: &Yielder<(), ()>, ()| {
         data.iter().sum::<i32>()
     })

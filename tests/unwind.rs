@@ -65,7 +65,7 @@ mod with_unwind {
         }
         let mut coroutine = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
             let _a = a;
-            let _v = vec![b];
+            let _v = [b];
             deeper(y, c);
         });
         coroutine.resume(());

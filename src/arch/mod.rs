@@ -59,4 +59,4 @@ pub(crate) use imp::{
 };
 
 // The generic code relies on the header keeping everything below it aligned.
-const _: () = assert!(STACK_HEADER_SIZE % STACK_ALIGNMENT == 0);
+const _: () = assert!(STACK_HEADER_SIZE.is_multiple_of(STACK_ALIGNMENT));
