@@ -125,7 +125,24 @@ macro_rules! sx {
 // The switch asm, shared by `resume` and `suspend`, with the callee-saved
 // registers the compiler must save around it declared as clobbered (s0 and
 // s1 are saved by the asm itself; see the module docs).
-#[cfg(target_feature = "f")]
+//
+// fs0-fs11 exist only with the F extension. Stable rustc (up to at least
+// 1.95) hides `target_feature = "f"`/`"d"` from `cfg` on RISC-V (they were
+// unstable features; nightly shows them), so the operating systems whose
+// RISC-V targets all use a hard-float ABI are named too. Naming one that had
+// no F would fail to compile (fs registers need F), never miscompile. What
+// stays uncovered on such a stable rustc: bare-metal F targets
+// (riscv64gc-unknown-none-elf, riscv32imafc-unknown-none-elf), which keep fs
+// registers safe only when built with a rustc that exposes the feature.
+#[cfg(any(
+    target_feature = "f",
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "fuchsia",
+))]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
         asm!(
@@ -139,7 +156,15 @@ macro_rules! switch_asm {
         )
     };
 }
-#[cfg(not(target_feature = "f"))]
+#[cfg(not(any(
+    target_feature = "f",
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "fuchsia",
+)))]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
         asm!(
