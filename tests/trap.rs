@@ -20,6 +20,9 @@ mod context;
 #[cfg(target_arch = "riscv64")]
 #[path = "trap/riscv64.rs"]
 mod context;
+#[cfg(target_arch = "loongarch64")]
+#[path = "trap/loongarch64.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]
