@@ -18,6 +18,10 @@ pub unsafe extern "C" fn with_pattern(
     after: *mut u64,
 ) {
     naked_asm!(
+        // Naked functions are assembled without the crate's target
+        // features in some builds (seen in release): enable D by hand.
+        ".option push",
+        ".option arch, +d",
         "addi sp, sp, -208",
         // Save the caller's ra, `after` and callee-saved registers.
         "sd ra, 0(sp)",
@@ -152,6 +156,7 @@ pub unsafe extern "C" fn with_pattern(
         "fld fs11, 200(sp)",
         "addi sp, sp, 208",
         "ret",
+        ".option pop",
     )
 }
 
@@ -159,6 +164,8 @@ pub unsafe extern "C" fn with_pattern(
 #[unsafe(naked)]
 pub unsafe extern "C" fn clobber(_data: *mut u8) {
     naked_asm!(
+        ".option push",
+        ".option arch, +d",
         "li t0, -1",
         "li s0, -1",
         "li s1, -1",
@@ -185,5 +192,6 @@ pub unsafe extern "C" fn clobber(_data: *mut u8) {
         "fmv.d.x fs10, t0",
         "fmv.d.x fs11, t0",
         "ret",
+        ".option pop",
     )
 }
