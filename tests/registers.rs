@@ -14,6 +14,12 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 #[cfg(all(target_arch = "x86_64", not(windows)))]
 #[path = "registers/x86_64.rs"]
 mod arch;
+#[cfg(target_arch = "riscv64")]
+#[path = "registers/riscv64.rs"]
+mod arch;
+#[cfg(target_arch = "loongarch64")]
+#[path = "registers/loongarch64.rs"]
+mod arch;
 
 const PARENT_SEED: u64 = 0x5a5a_0000_0000_0000;
 const COROUTINE_SEED: u64 = 0x3c3c_0000_0000_0000;

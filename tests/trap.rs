@@ -17,6 +17,12 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 #[cfg(target_arch = "x86_64")]
 #[path = "trap/x86_64.rs"]
 mod context;
+#[cfg(target_arch = "riscv64")]
+#[path = "trap/riscv64.rs"]
+mod context;
+#[cfg(target_arch = "loongarch64")]
+#[path = "trap/loongarch64.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]

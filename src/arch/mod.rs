@@ -50,6 +50,8 @@ macro_rules! select_arch {
 
 select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
+    any(target_arch = "riscv64", target_arch = "riscv32") => "riscv.rs",
+    target_arch = "loongarch64" => "loongarch64.rs",
 }
 
 pub use imp::TrapHandlerRegs;
