@@ -93,7 +93,7 @@ const FRAME: usize = 32;
 #[cfg(target_feature = "f")]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
-        asm!(
+        resume_asm!(
             $($args)*
             out("$s0") _, out("$s1") _, out("$s2") _, out("$s3") _,
             out("$s4") _, out("$s5") _, out("$s6") _, out("$s7") _,
@@ -106,7 +106,7 @@ macro_rules! switch_asm {
 #[cfg(not(target_feature = "f"))]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
-        asm!(
+        resume_asm!(
             $($args)*
             out("$s0") _, out("$s1") _, out("$s2") _, out("$s3") _,
             out("$s4") _, out("$s5") _, out("$s6") _, out("$s7") _,

@@ -28,7 +28,8 @@
 /// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
 /// panic in the coroutine unwinds through the root frame's unwind info
 /// straight out of this asm, so it is marked `may_unwind`. The operand list
-/// must end with a comma.
+/// must end with a comma. (An arch may use it for `suspend` too, where
+/// `may_unwind` is merely unused.)
 macro_rules! resume_asm {
     ($($body:tt)*) => {
         #[cfg(feature = "asm-unwind")]

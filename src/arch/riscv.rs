@@ -145,7 +145,7 @@ macro_rules! sx {
 ))]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
-        asm!(
+        resume_asm!(
             $($args)*
             out("s2") _, out("s3") _, out("s4") _, out("s5") _, out("s6") _,
             out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
@@ -167,7 +167,7 @@ macro_rules! switch_asm {
 )))]
 macro_rules! switch_asm {
     ($($args:tt)*) => {
-        asm!(
+        resume_asm!(
             $($args)*
             out("s2") _, out("s3") _, out("s4") _, out("s5") _, out("s6") _,
             out("s7") _, out("s8") _, out("s9") _, out("s10") _, out("s11") _,
