@@ -50,9 +50,14 @@ macro_rules! select_arch {
 
 select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
+    all(target_arch = "x86_64", windows) => "x86_64_windows.rs",
 }
 
 pub use imp::TrapHandlerRegs;
+// Windows arches also keep the TEB fields of a stack in its header, where
+// the stack module's hooks read and write them.
+#[cfg(windows)]
+pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
     call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, STACK_ALIGNMENT,
     STACK_HEADER_SIZE,
