@@ -16,11 +16,19 @@
 //! the header holds the parent's values, while it is suspended (or done) its
 //! own (`StackTebFields` order).
 //!
+//! Windows itself does not use NT_TIB.ExceptionList (gs:[0]) on x64, but
+//! Wine keeps a list of its own exception frames there and, while
+//! dispatching an exception, calls every frame of that list whose address
+//! is below the stack pointer of the frame being examined. Parent frames
+//! at addresses below a coroutine stack would then be called first, and
+//! would end the dispatch. So the list is swapped as well: a coroutine
+//! starts with the empty list (all ones).
+//!
 //! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
 //!
 //! ```text
 //!  base ──►  +------------------------+
-//!   -8       | (unused)               |
+//!   -8       | ExceptionList          |  TEB field, swapped too (see below)
 //!   -16      | SS   (unused)          |  }
 //!   -24      | RSP = link             |  }  a machine frame (UWOP_PUSH_MACHFRAME
 //!   -32      | EFLAGS (unused)        |  }  layout): the unwinder loads the
@@ -92,6 +100,8 @@ pub struct TrapHandlerRegs {
 const LINK: usize = 24;
 /// Offset of the machine frame (and of the root frame's rbp) below the base.
 const MACHFRAME: usize = 48;
+/// Offset of the saved ExceptionList below the base.
+const EXCEPTION_LIST: usize = 8;
 /// Offset of the saved TEB fields below the base.
 const TEB_FIELDS: usize = 80;
 
@@ -118,6 +128,16 @@ macro_rules! swap_teb {
             "mov r9d, dword ptr [", $p, " + 24]\n",
             "mov dword ptr gs:[0x1748], r9d\n",
             "mov dword ptr [", $p, " + 24], eax\n",
+        )
+    };
+    // The same plus NT_TIB.ExceptionList (gs:[0]), kept at `$el`.
+    ($p:literal, $el:literal) => {
+        concat!(
+            swap_teb!($p),
+            "mov rax, qword ptr gs:[0]\n",
+            "mov r9, qword ptr [", $el, "]\n",
+            "mov qword ptr gs:[0], r9\n",
+            "mov qword ptr [", $el, "], rax\n",
         )
     };
 }
@@ -179,7 +199,7 @@ unsafe extern "C" fn coroutine_start() {
         ".seh_setframe rbp, 0",
         ".seh_endprologue",
         // Install this stack's TEB fields, keeping the parent's in the header.
-        swap_teb!("rdx - 56"),
+        swap_teb!("rdx - 56", "rdx + 16"),
         // Move onto the coroutine stack: rsp = fresh sp, 16-aligned, whose
         // 32 bytes (the words read here) become entry's shadow space; call
         // entry(arg = rcx, link = rdx, data = r8).
@@ -230,19 +250,28 @@ unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCa
         ".seh_pushreg rbp",
         "push rbx",
         ".seh_pushreg rbx",
+        "sub rsp, 8",
+        ".seh_stackalloc 8",
         "mov rbp, rsp",
         ".seh_setframe rbp, 0",
         ".seh_endprologue",
         // rbx (preserved by f) keeps the TEB block across the call.
         "mov rbx, [rdx]",
         swap_teb!("rbx"),
+        // f runs with an empty ExceptionList (see the module docs); the
+        // caller's is kept in the slot allocated above.
+        "mov rax, qword ptr gs:[0]",
+        "mov [rbp], rax",
+        "mov qword ptr gs:[0], -1",
         // Switch stacks, leaving f its 32-byte shadow space below `top`;
         // rcx (data) passes straight through.
         "lea rsp, [rdx - 32]",
         "call r8",
+        "mov rax, [rbp]",
+        "mov qword ptr gs:[0], rax",
         swap_teb!("rbx"),
         // Back to the original stack (a canonical x64 epilogue).
-        "lea rsp, [rbp]",
+        "lea rsp, [rbp + 8]",
         "pop rbx",
         "pop rbp",
         "ret",
@@ -273,6 +302,7 @@ pub unsafe fn init_stack(
         let top = base.get();
         *((top - MACHFRAME) as *mut usize) = parent_landing_pc();
         *((top - LINK) as *mut usize) = 0;
+        *((top - EXCEPTION_LIST) as *mut usize) = usize::MAX;
         // Three words, 16-aligned; they double as entry's shadow space.
         let fresh = sp - 32;
         *((fresh + 16) as *mut usize) = data as usize;
@@ -327,7 +357,7 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "push rax",
             "mov r8, rsp",
             // Give the TEB back to the parent, keep ours in the header.
-            swap_teb!("rdx - 56"),
+            swap_teb!("rdx - 56", "rdx + 16"),
             // Return into the parent's `resume`, restoring its rbp and rbx
             // (the first word is the link address, not needed here).
             "mov rsp, [rdx]",
@@ -343,7 +373,7 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "push rbp",
             "push rdx",
             "mov [rdx], rsp",
-            swap_teb!("rdx - 56"),
+            swap_teb!("rdx - 56", "rdx + 16"),
             "lea rsp, [r8 + 8]",
             "pop rbx",
             "pop rbp",
@@ -369,7 +399,7 @@ pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
     // fields in the header for `Stack::update_teb_fields`.
     unsafe {
         asm!(
-            swap_teb!("rdx - 56"),
+            swap_teb!("rdx - 56", "rdx + 16"),
             "mov rsp, [rdx]",
             "pop rax",
             "pop rbp",

@@ -17,8 +17,10 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// Smallest usable size, excluding guard pages, that a stack may have.
 ///
 /// It is enough to start a coroutine, suspend, resume, return, panic and be
-/// unwound when dropped; real code needs more.
-pub const MIN_STACK_SIZE: usize = 4096;
+/// unwound when dropped; real code needs more. On Windows, raising and
+/// unwinding an exception (SEH) puts several CONTEXT records on the stack,
+/// which takes 8 to 12 KiB; the minimum is larger there.
+pub const MIN_STACK_SIZE: usize = if cfg!(windows) { 16 * 1024 } else { 4096 };
 
 /// Memory a coroutine can run on.
 ///
