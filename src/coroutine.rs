@@ -308,7 +308,12 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // SAFETY: forwarded from the caller: `context` is a saved context
         // of the coroutine on this stack.
         let sp = unsafe { StackPointer::new_unchecked(self.context) };
-        self.context = RUNNING;
+        // A volatile store: `self` is a `&mut`, so the compiler may assume
+        // the switch cannot observe this word and drop the store (it is
+        // overwritten right after the switch). Code that reaches the
+        // coroutine through a raw pointer while it runs must see RUNNING.
+        // SAFETY: a plain store to our own field.
+        unsafe { ptr::write_volatile(&mut self.context, RUNNING) };
         let guard = FinishOnUnwind(&mut self.context);
         // SAFETY: as above; the state is RUNNING for the duration, so no
         // other resume of it can start.

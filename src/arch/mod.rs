@@ -51,6 +51,7 @@ macro_rules! select_arch {
 select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
     all(target_arch = "x86_64", windows) => "x86_64_windows.rs",
+    all(target_arch = "x86", windows) => "x86_windows.rs",
 }
 
 pub use imp::TrapHandlerRegs;
