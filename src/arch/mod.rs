@@ -52,6 +52,7 @@ select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
     all(target_arch = "x86_64", windows) => "x86_64_windows.rs",
     all(target_arch = "x86", windows) => "x86_windows.rs",
+    all(target_arch = "aarch64", windows) => "aarch64_windows.rs",
 }
 
 pub use imp::TrapHandlerRegs;
