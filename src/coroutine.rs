@@ -238,8 +238,10 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
-        // SAFETY: the stack is ours and unused; the closure goes at its top.
+        // SAFETY: the stack is ours and unused; the OS state goes in its
+        // header and the closure just below.
         unsafe {
+            stack::attach_os_state(&stack);
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
@@ -306,6 +308,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // SAFETY: forwarded from the caller: `context` is a saved context
         // of the coroutine on this stack.
         let sp = unsafe { StackPointer::new_unchecked(self.context) };
+        // Safe code cannot reach a running coroutine (`resume` holds `&mut
+        // self`), so the compiler may drop this store; it is defence against
+        // misuse through raw pointers, and free.
         self.context = RUNNING;
         let guard = FinishOnUnwind(&mut self.context);
         // SAFETY: as above; the state is RUNNING for the duration, so no
@@ -423,8 +428,13 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             "cannot take the stack of a coroutine that has not completed"
         );
         let mut this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the stack is moved out once.
-        unsafe { ManuallyDrop::take(&mut this.stack) }
+        // SAFETY: `this` is never dropped, so the stack is moved out once;
+        // the coroutine on it is done, so its header holds its last OS state.
+        unsafe {
+            let mut stack = ManuallyDrop::take(&mut this.stack);
+            stack::detach_os_state(&mut stack);
+            stack
+        }
     }
 
     /// A handle for a signal or exception handler to recover from a trap
@@ -440,8 +450,12 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         if self.context != DONE && !self.finish_before_drop() {
             return;
         }
-        // SAFETY: nothing is live on the stack any more, and it is dropped once.
-        unsafe { ManuallyDrop::drop(&mut self.stack) }
+        // SAFETY: nothing is live on the stack any more (so its header holds
+        // the last OS state), and it is dropped once.
+        unsafe {
+            stack::detach_os_state(&mut *self.stack);
+            ManuallyDrop::drop(&mut self.stack)
+        }
     }
 }
 
@@ -574,7 +588,7 @@ where
 {
     // SAFETY: the stack is ours for the duration of the call and its base is
     // aligned by contract.
-    unsafe { call_on_stack_top(stack.base(), f) }
+    unsafe { call_on_stack_top(stack::call_top(&stack), f) }
 }
 
 /// # Safety

@@ -20,6 +20,12 @@ mod arch;
 #[cfg(target_arch = "loongarch64")]
 #[path = "registers/loongarch64.rs"]
 mod arch;
+#[cfg(all(target_arch = "x86_64", windows))]
+#[path = "registers/x86_64_windows.rs"]
+mod arch;
+#[cfg(all(target_arch = "x86", windows))]
+#[path = "registers/x86_windows.rs"]
+mod arch;
 
 const PARENT_SEED: u64 = 0x5a5a_0000_0000_0000;
 const COROUTINE_SEED: u64 = 0x3c3c_0000_0000_0000;

@@ -8,6 +8,7 @@
 //! | item | what it does |
 //! |---|---|
 //! | `STACK_ALIGNMENT` | alignment the ABI requires of the stack pointer at a call |
+//! | `MIN_STACK_SIZE` | smallest stack on which a coroutine can run and be unwound (depends on the unwinder's appetite) |
 //! | `STACK_HEADER_SIZE` | bytes the arch reserves at the top of every coroutine stack (link and frame record); a multiple of `STACK_ALIGNMENT` |
 //! | `TrapHandlerRegs` | the registers a signal handler must write to redirect a trapped coroutine |
 //! | `init_stack(stack, sp, entry, data)` | lays out a fresh coroutine below `sp` so that its first resume calls `entry(arg, link, data)` |
@@ -53,12 +54,19 @@ select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
     any(target_arch = "riscv64", target_arch = "riscv32") => "riscv.rs",
     target_arch = "loongarch64" => "loongarch64.rs",
+    all(target_arch = "x86_64", windows) => "x86_64_windows.rs",
+    all(target_arch = "x86", windows) => "x86_windows.rs",
+    all(target_arch = "aarch64", windows) => "aarch64_windows.rs",
 }
 
 pub use imp::TrapHandlerRegs;
+// Windows arches also keep the TEB fields of a stack in its header, where
+// the stack module's hooks read and write them.
+#[cfg(windows)]
+pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
-    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, STACK_ALIGNMENT,
-    STACK_HEADER_SIZE,
+    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, MIN_STACK_SIZE,
+    STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
 // The generic code relies on the header keeping everything below it aligned.

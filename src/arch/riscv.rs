@@ -66,6 +66,11 @@ use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 16;
+/// Enough to run and unwind a coroutine. On RV64 Linux the first unwind
+/// overflows 4 KiB: glibc's unwinder frames are 1-2 KiB each (it tracks 66
+/// DWARF registers) and nest several deep. RV32 targets are bare metal,
+/// where there is no unwinder and memory is scarce.
+pub const MIN_STACK_SIZE: usize = if cfg!(target_pointer_width = "64") { 16 * 1024 } else { 4096 };
 
 /// Registers to write into the interrupted context when redirecting a trapped
 /// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).

@@ -54,6 +54,9 @@ use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 16;
+/// Enough to run and unwind a coroutine (the first forced unwind of a
+/// process is tested on a stack of this size).
+pub const MIN_STACK_SIZE: usize = 4096;
 
 /// Registers to write into the interrupted context when redirecting a trapped
 /// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).

@@ -16,9 +16,12 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 
 /// Smallest usable size, excluding guard pages, that a stack may have.
 ///
-/// It is enough to start a coroutine, suspend, resume, return, panic and be
-/// unwound when dropped; real code needs more.
-pub const MIN_STACK_SIZE: usize = 4096;
+/// It is enough to start a coroutine, suspend, resume, return and be unwound
+/// when dropped; real code needs more. It depends on the target, because
+/// unwinding does: 4 KiB on x86-64 Linux; more where the system unwinder's
+/// frames are large (RISC-V's tracks 66 registers) or where raising an
+/// exception puts several CPU context records on the stack (Windows SEH).
+pub const MIN_STACK_SIZE: usize = crate::arch::MIN_STACK_SIZE;
 
 /// Memory a coroutine can run on.
 ///
@@ -56,8 +59,12 @@ pub unsafe trait Stack {
 
 /// Thread Environment Block fields that Windows keeps about the current
 /// stack; `SwitchToFiber` swaps the same set.
+///
+/// The layout (four words in this order) is also the one the Windows
+/// context-switch code keeps in a coroutine stack's header.
 #[cfg(windows)]
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 #[allow(non_snake_case, missing_docs)]
 pub struct StackTebFields {
     pub StackBase: usize,
@@ -96,3 +103,70 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
 pub use self::unix::DefaultStack;
+#[cfg(all(feature = "default-stack", windows))]
+mod windows;
+#[cfg(all(feature = "default-stack", windows))]
+pub use self::windows::DefaultStack;
+
+// What the OS must know about the stack a coroutine runs on. Only Windows
+// keeps such state (in the TEB); elsewhere these hooks compile to nothing.
+// The context-switch code of a Windows arch swaps the TEB fields with the
+// copy kept in the stack's header (see `arch::teb_fields_slot`).
+
+/// Records the stack's OS view in its header before a coroutine starts on it.
+///
+/// # Safety
+/// Nothing may be running on `stack`: its header is overwritten.
+#[inline(always)]
+pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
+    #[cfg(windows)]
+    // SAFETY: the header of an unused stack is ours to write.
+    unsafe {
+        *crate::arch::teb_fields_slot(stack.base()) = stack.teb_fields();
+    }
+    #[cfg(not(windows))]
+    let _ = stack;
+}
+
+/// Hands the OS view that the last coroutine left in the header back to the
+/// stack (Windows may have committed more of it, or seen it overflow).
+///
+/// # Safety
+/// A coroutine must have been set up on `stack` with `attach_os_state`, and
+/// must not be running.
+#[inline(always)]
+pub(crate) unsafe fn detach_os_state<S: Stack + ?Sized>(stack: &mut S) {
+    #[cfg(windows)]
+    {
+        // SAFETY: forwarded from the caller: the header holds the fields.
+        let fields = unsafe { *crate::arch::teb_fields_slot(stack.base()) };
+        stack.update_teb_fields(fields.StackLimit, fields.GuaranteedStackBytes);
+    }
+    #[cfg(not(windows))]
+    let _ = stack;
+}
+
+/// The top to give `arch::call_on_stack` for running a function on `stack`.
+///
+/// On Windows the TEB must describe the stack while the function runs on it:
+/// its fields are stored at the top and the word at the returned address
+/// points at them, where the arch's `call_on_stack` looks for them.
+///
+/// # Safety
+/// Nothing may be running on `stack`: its top is overwritten.
+#[inline(always)]
+pub(crate) unsafe fn call_top<S: Stack + ?Sized>(stack: &S) -> StackPointer {
+    #[cfg(windows)]
+    // SAFETY: the top of an unused stack is ours to write; the fields and the
+    // pointer lie within its first MIN_STACK_SIZE bytes.
+    unsafe {
+        let fields =
+            (stack.base().get() - core::mem::size_of::<StackTebFields>()) & !(STACK_ALIGNMENT - 1);
+        *(fields as *mut StackTebFields) = stack.teb_fields();
+        let top = (fields - core::mem::size_of::<usize>()) & !(STACK_ALIGNMENT - 1);
+        *(top as *mut usize) = fields;
+        StackPointer::new_unchecked(top)
+    }
+    #[cfg(not(windows))]
+    stack.base()
+}
