@@ -14,6 +14,9 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 #[cfg(all(target_arch = "x86_64", not(windows)))]
 #[path = "registers/x86_64.rs"]
 mod arch;
+#[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
+#[path = "registers/arm.rs"]
+mod arch;
 
 const PARENT_SEED: u64 = 0x5a5a_0000_0000_0000;
 const COROUTINE_SEED: u64 = 0x3c3c_0000_0000_0000;

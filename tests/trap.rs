@@ -17,6 +17,9 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 #[cfg(target_arch = "x86_64")]
 #[path = "trap/x86_64.rs"]
 mod context;
+#[cfg(target_arch = "arm")]
+#[path = "trap/arm.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]

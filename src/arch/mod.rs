@@ -37,6 +37,7 @@ macro_rules! select_arch {
 
 select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
+    target_arch = "arm" => "arm.rs",
 }
 
 pub use imp::TrapHandlerRegs;
