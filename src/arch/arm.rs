@@ -154,15 +154,18 @@ mod imp {
             ".cfi_offset r11, -4",
             ".cfi_offset r7, -8",
             ".cfi_offset r6, -12",
-            // Probe of the instruction set for `if_thumb!` (never skipped
-            // data: a real, harmless instruction).
-            "8: nop",
-            "9:",
-            // Complete the parent's frame record {fp, return address} and
-            // publish it through the link.
-            if_thumb!("push {{r7, lr}}", "push {{r11, lr}}"),
+            // Complete the parent's frame record {fp, return address}. No
+            // `if_thumb!` probe here: in module-level asm LLVM cannot always
+            // evaluate the probe's label difference. The return address
+            // tells the state instead: its low bit is set iff the parent runs
+            // in Thumb state, where the frame pointer is r7, not r11.
+            "push {{r11, lr}}",
             ".cfi_adjust_cfa_offset 8",
             ".cfi_offset lr, -16",
+            "tst lr, #1",
+            "it ne",
+            "strne r7, [sp]",
+            // Publish the record through the link.
             "str sp, [r2]",
             // Root frame pointer = link address, in both r7 (Thumb fp, and
             // the register the unwind rules read) and r11 (ARM fp).
@@ -308,24 +311,30 @@ mod imp {
         naked_asm!(
             ".fnstart",
             ".cfi_startproc",
-            // Probe of the instruction set for `if_thumb!`.
-            "8: nop",
-            "9:",
-            // A normal frame-pointer prologue: unwinders follow fp from here
-            // (EHABI: vsp = fp, pop {fp, lr}; DWARF: CFA = fp + 8).
-            if_thumb!(
-                "push {{r7, lr}}\n.save {{r7, lr}}\n.cfi_adjust_cfa_offset 8\n\
-                 .cfi_offset lr, -4\n.cfi_offset r7, -8\n\
-                 mov r7, sp\n.setfp r7, sp\n.cfi_def_cfa_register r7",
-                "push {{r11, lr}}\n.save {{r11, lr}}\n.cfi_adjust_cfa_offset 8\n\
-                 .cfi_offset lr, -4\n.cfi_offset r11, -8\n\
-                 mov r11, sp\n.setfp r11, sp\n.cfi_def_cfa_register r11",
-            ),
+            // Two frame records, {r11, lr} above {r7, lr}, so that the
+            // frame pointer of either state (r11 in ARM, r7 in Thumb) finds
+            // one; both registers are callee-saved in either state.
+            // EHABI: vsp = r7, pop {r7, lr}, pop {r11, lr}; DWARF: CFA = r7 + 16.
+            "push {{r11, lr}}",
+            ".save {{r11, lr}}",
+            ".cfi_adjust_cfa_offset 8",
+            ".cfi_offset lr, -4",
+            ".cfi_offset r11, -8",
+            "push {{r7, lr}}",
+            ".save {{r7, lr}}",
+            ".cfi_adjust_cfa_offset 8",
+            ".cfi_offset r7, -16",
+            "mov r7, sp",
+            ".setfp r7, sp",
+            ".cfi_def_cfa_register r7",
+            "add r11, sp, #8",
             // Switch stacks and call; r0 (data) passes straight through.
             "mov sp, r1",
             "blx r2",
             // Back to the original stack.
-            if_thumb!("mov sp, r7\npop {{r7, pc}}", "mov sp, r11\npop {{r11, pc}}"),
+            "mov sp, r7",
+            "pop {{r7, lr}}",
+            "pop {{r11, pc}}",
             ".cfi_endproc",
             ".fnend",
         )
