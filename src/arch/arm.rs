@@ -255,6 +255,12 @@ mod imp {
         unsafe {
             switch_asm!(
                 [out("r4") _, out("r5") _, out("r8") _, out("r9") _, out("r10") _,]
+                // Thumb `adr` measures from the word-aligned pc, and LLVM
+                // aligns relative to the start of this asm's fragment, not
+                // the section (seen with rustc 1.95: off by 2 otherwise).
+                // Aligning the fragment makes both agree; in ARM state this
+                // is a no-op, in Thumb at most one 16-bit nop.
+                ".balign 4",
                 // r1 = our context handle; the `mov` is also the probe.
                 "8: mov r1, sp",
                 "9:",
@@ -449,7 +455,9 @@ mod imp {
             switch_asm!(
                 [out("r4") _, out("r5") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _,]
                 // Resume address with the Thumb bit (Thumb-1 `adr` cannot
-                // add it), then the context below it.
+                // add it), then the context below it. `.balign 4`: see the
+                // ARM/Thumb-2 `suspend`.
+                ".balign 4",
                 "adr r3, 2f",
                 "adds r3, #1",
                 "push {{r3, r6, r7}}",
