@@ -6,7 +6,7 @@ use crate::stack::DefaultStack;
 use crate::{Coroutine, CoroutineResult, Yielder};
 
 macro_rules! generator_struct {
-    ($($default:ty)?) => {
+    ($(= $return_default:ty, = $stack_default:ty)?) => {
         /// An [`Iterator`] over the values a function yields from its own
         /// stack, from any depth of its call stack. What the function returns
         /// is kept for [`return_value`](Self::return_value).
@@ -38,14 +38,18 @@ macro_rules! generator_struct {
         /// assert_eq!(leaves.by_ref().collect::<Vec<_>>(), [1, 2, 3]);
         /// assert_eq!(leaves.return_value(), Some(&3));
         /// ```
-        pub struct Generator<Yield, Return = (), Stack: stack::Stack $(= $default)?> {
+        pub struct Generator<
+            Yield,
+            Return $(= $return_default)?,
+            Stack: stack::Stack $(= $stack_default)?,
+        > {
             coroutine: Coroutine<(), Yield, Return, Stack>,
             returned: Option<Return>,
         }
     };
 }
 #[cfg(feature = "default-stack")]
-generator_struct!(DefaultStack);
+generator_struct!(= (), = DefaultStack);
 #[cfg(not(feature = "default-stack"))]
 generator_struct!();
 
