@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Runs the three examples of the specification and checks what they print.
-# Usage: ci/examples.sh [cargo args such as --release or --target T]
+# Usage: ci/examples.sh [--release] [--target TRIPLE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=$(cargo run -q "$@" --example basic)
-diff -u ci/expected/basic.txt <(printf '%s\n' "$out")
+profile=() target=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --release) profile=(--release) ;;
+        --target) target=$2; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 
-out=$(RUST_BACKTRACE=0 cargo run -q "$@" --example panic 2>/dev/null)
-diff -u ci/expected/panic.txt <(printf '%s\n' "$out")
+example() {
+    if [ -n "$target" ]; then
+        source ci/env.sh
+        stackswitch_ci_cargo "$target" run -q "${profile[@]}" --example "$1" 2>/dev/null
+    else
+        cargo run -q "${profile[@]}" --example "$1" 2>/dev/null
+    fi
+}
+
+diff -u ci/expected/basic.txt <(example basic)
+diff -u ci/expected/panic.txt <(RUST_BACKTRACE=0 example panic)
 
 # The trace must go from the coroutine through `sub_function` to `main`.
-out=$(cargo run -q "$@" --example backtrace)
-printf '%s\n' "$out" | awk '
+example backtrace | awk '
     /backtrace::main::\{\{closure\}\}/ { if (!c) c = NR }
     /backtrace::sub_function/          { if (!s) s = NR }
     /backtrace::main$/                 { if (!m) m = NR }

@@ -7,7 +7,7 @@ mkdir -p "$CI_LOG_DIR"
 
 step() { printf '\n=== %s\n' "$*"; }
 
-# run_tests LABEL CARGO-ARGS...
+# run_tests LABEL COMMAND...
 # Runs a `cargo test` command, shows its result lines, and fails unless every
 # test binary (and the doc tests) printed a passing `test result:` line. This
 # catches runners that exit 0 without running anything (wine does).
@@ -15,9 +15,9 @@ run_tests() {
     local label=$1
     shift
     local log="$CI_LOG_DIR/$(echo "$label" | tr -c 'A-Za-z0-9_.-' '_').log"
-    step "$label: cargo $*"
+    step "$label: $*"
     local status=0
-    cargo "$@" >"$log" 2>&1 || status=$?
+    "$@" >"$log" 2>&1 || status=$?
     grep -E '^(test result:|     Running|   Doc-tests)' "$log" | sed 's/^/    /'
     local binaries results passed failed
     binaries=$(grep -cE '^(     Running|   Doc-tests)' "$log" || true)

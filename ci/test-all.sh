@@ -25,22 +25,66 @@ if wants host; then
     run_checked "no_std build (release)" cargo build --lib --no-default-features --release || fail
     for profile in debug release; do
         flag=""; [ "$profile" = release ] && flag=--release
-        run_tests "host $profile default-stack" test $flag --no-default-features --features default-stack || fail
-        run_tests "host $profile default" test $flag || fail
+        run_tests "host $profile default-stack" cargo test $flag --no-default-features --features default-stack || fail
+        run_tests "host $profile default" cargo test $flag || fail
         run_checked "host $profile examples" ci/examples.sh $flag || fail
     done
     # The async bridge under tokio and the futures executor.
-    run_tests "host executors" test -p stackswitch-integration || fail
+    run_tests "host executors" cargo test -p stackswitch-integration || fail
     # Panics unwinding straight through the switch (nightly's asm_unwind).
     for flag in "" --release; do
-        run_tests "host nightly asm-unwind $flag" +nightly test $flag --features asm-unwind --target-dir target/nightly || fail
+        run_tests "host nightly asm-unwind $flag" cargo +nightly test $flag --features asm-unwind --target-dir target/nightly || fail
     done
     # Frame-pointer unwinders follow the chain into the resumer.
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
-        run_tests "host frame pointers" test --test backtrace --target-dir target/frame-pointers || fail
+        run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
+fi
+
+# Targets whose tests run here, under an emulator. Each one: the whole suite
+# in debug and release, with default features and without `unwind`, then the
+# specification's examples.
+RUN_TARGETS=(
+    riscv64gc-unknown-linux-gnu
+    loongarch64-unknown-linux-musl
+    armv7-unknown-linux-gnueabihf
+    thumbv7neon-unknown-linux-gnueabihf
+    x86_64-pc-windows-gnu
+    i686-pc-windows-gnu
+)
+# Targets that are built (bare metal: no_std, all features off) or checked
+# (no linker for them here).
+NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
+CHECK_TARGETS=(x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc)
+
+if wants cross; then
+    run_checked "cross set-up" ci/setup.sh linux-cross loongarch wine build-only || fail
+    source ci/env.sh
+    for target in "${RUN_TARGETS[@]}"; do
+        # Children of a test binary must be started through the emulator
+        # too (no binfmt here); wine starts them by itself.
+        runner_var="CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUNNER"
+        case "$target" in
+            *-windows-*) export STACKSWITCH_TEST_RUNNER= ;;
+            *) export STACKSWITCH_TEST_RUNNER="${!runner_var}" ;;
+        esac
+        for profile in debug release; do
+            flag=""; [ "$profile" = release ] && flag=--release
+            run_tests "$target $profile default" stackswitch_ci_cargo "$target" test $flag || fail
+            run_tests "$target $profile default-stack" \
+                stackswitch_ci_cargo "$target" test $flag --no-default-features --features default-stack || fail
+            run_checked "$target $profile examples" ci/examples.sh --target "$target" $flag || fail
+        done
+    done
+    unset STACKSWITCH_TEST_RUNNER
+    for target in "${NO_STD_TARGETS[@]}"; do
+        run_checked "$target no_std build" stackswitch_ci_cargo "$target" build --lib --no-default-features || fail
+    done
+    for target in "${CHECK_TARGETS[@]}"; do
+        run_checked "$target build" stackswitch_ci_cargo "$target" build --lib || fail
+    done
 fi
 
 step "summary"

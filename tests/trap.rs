@@ -14,6 +14,8 @@ use stackswitch::stack::DefaultStack;
 use stackswitch::trap::CoroutineTrapHandler;
 use stackswitch::{Coroutine, CoroutineResult, Yielder};
 
+mod common;
+
 #[cfg(target_arch = "x86_64")]
 #[path = "trap/x86_64.rs"]
 mod context;
@@ -195,7 +197,7 @@ fn faults_outside_coroutines_are_not_swallowed() {
         unsafe { std::ptr::read_volatile(black_box(0x20usize) as *const u64) };
         return;
     }
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
+    let status = common::this_test_binary()
         .args([
             "--exact",
             "faults_outside_coroutines_are_not_swallowed",

@@ -1,6 +1,8 @@
 //! Panics and forced unwinding. Needs the `unwind` feature; without it the
 //! one test below checks that dropping a suspended coroutine aborts cleanly.
 
+mod common;
+
 #[cfg(feature = "unwind")]
 mod with_unwind {
     use std::cell::Cell;
@@ -215,7 +217,7 @@ mod with_unwind {
         if std::env::var_os(CHILD).is_some() {
             return true;
         }
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
+        let output = super::common::this_test_binary()
             .args(["--exact", test, "--test-threads=1"])
             .env(CHILD, "1")
             .output()
@@ -265,7 +267,7 @@ fn dropping_a_suspended_coroutine_aborts_without_unwind() {
         drop(coroutine);
         unreachable!("drop must abort");
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let output = common::this_test_binary()
         .args([
             "--exact",
             "dropping_a_suspended_coroutine_aborts_without_unwind",
