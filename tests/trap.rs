@@ -23,6 +23,9 @@ mod context;
 #[cfg(target_arch = "loongarch64")]
 #[path = "trap/loongarch64.rs"]
 mod context;
+#[cfg(target_arch = "aarch64")]
+#[path = "trap/aarch64.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]
