@@ -200,8 +200,10 @@ pub unsafe fn init_stack(
     unsafe {
         let top = base.get();
         // Frame-pointer walkers only need this to symbolize inside
-        // `coroutine_start` (they look up the instruction before it).
-        *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 4;
+        // `coroutine_start`. They look up the return address minus 1 or 4;
+        // +8 keeps both strictly inside (a lookup of the function's very
+        // first byte was seen to resolve to the function before it).
+        *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 8;
         *((top - LINK) as *mut usize) = 0;
         // Four words, so that `add sp, x1, #32` lands back on `sp`.
         let fresh = sp - 32;
