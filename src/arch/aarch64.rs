@@ -56,7 +56,15 @@
 //!
 //! Registers across a switch: x0 = the argument passed, x1 = the context
 //! (coroutine's saved sp on the way in; on the way out its new context, or 0
-//! when it has finished), x2 = address of the link word, x3-x5 scratch.
+//! when it has finished), x2 = address of the link word, x3 scratch.
+//!
+//! Branch protection (`-Zbranch-protection=bti,pac-ret`) is not supported
+//! yet. The saved return addresses here are never signed and never
+//! authenticated, and the root CFI never toggles the RA-signed state, so
+//! pac-ret code around the switch still unwinds correctly; the switch itself
+//! is just not hardened. BTI would need a `bti c` landing pad at every
+//! `blr` target entered here: `coroutine_start` and label 2 of `suspend`
+//! (the resume address), plus `stack_call_trampoline` and `trap_start`.
 
 use core::arch::{asm, naked_asm};
 
