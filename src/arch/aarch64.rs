@@ -166,9 +166,10 @@ unsafe extern "C" fn trap_start() {
 }
 
 /// Calls `f(data)` on the stack topped at x1 (16-aligned), with x29-based
-/// CFI so unwinders continue on the original stack.
+/// CFI so unwinders continue on the original stack. "C-unwind": under
+/// `asm-unwind` a panic in `f` passes through it.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame record prologue: the CFA follows x29 from here.
@@ -233,7 +234,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
     // side, the rest declared clobbered), and returns to the instruction
     // after `blr` with sp 16 below where it was, which the `ldr` undoes.
     unsafe {
-        asm!(
+        resume_asm!(
             // Save x19 (LLVM's) with a pre-indexed store: the slot at CFA-16
             // of the root frame, and sp stays 16-aligned. Then call the
             // resume address saved at the coroutine's sp; it comes back
