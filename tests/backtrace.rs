@@ -95,7 +95,9 @@ fn backtraces_cross_on_stack_and_on_parent_stack() {
     let mut coroutine = Coroutine::new(|y: &Yielder<(), ()>, ()| {
         #[inline(never)]
         fn in_coroutine_marker(y: &Yielder<(), ()>) -> Vec<String> {
-            y.on_parent_stack(inside_marker)
+            // black_box keeps this frame: without it AArch64 (whose sret
+            // pointer need not be returned) turns the call into a tail call.
+            std::hint::black_box(y.on_parent_stack(inside_marker))
         }
         in_coroutine_marker(y)
     });
@@ -110,15 +112,26 @@ fn backtraces_cross_on_stack_and_on_parent_stack() {
 
 /// Frame-pointer unwinders (perf, eBPF profilers) see the same linked chain.
 /// Built by CI with `-C force-frame-pointers=yes --cfg stackswitch_fp_test`.
-#[cfg(all(stackswitch_fp_test, target_arch = "x86_64"))]
+#[cfg(all(
+    stackswitch_fp_test,
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 #[test]
 fn frame_pointer_chain_reaches_the_resumer() {
-    /// Return addresses along the rbp chain, up to the resumer's frame.
+    /// Return addresses along the frame-pointer chain, up to the resumer's frame.
     #[inline(never)]
     fn walk_frame_pointers() -> Vec<String> {
         let mut fp: usize;
-        // SAFETY: reads rbp.
-        unsafe { std::arch::asm!("mov {}, rbp", out(reg) fp) };
+        // SAFETY: reads the frame pointer.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            std::arch::asm!("mov {}, rbp", out(reg) fp)
+        };
+        // SAFETY: as above.
+        #[cfg(target_arch = "aarch64")]
+        unsafe {
+            std::arch::asm!("mov {}, x29", out(reg) fp)
+        };
         let mut names = Vec::new();
         for _ in 0..64 {
             // SAFETY: with frame pointers forced, every frame up to the

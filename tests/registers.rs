@@ -29,6 +29,9 @@ mod arch;
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[path = "registers/arm.rs"]
 mod arch;
+#[cfg(all(target_arch = "aarch64", not(windows)))]
+#[path = "registers/aarch64.rs"]
+mod arch;
 
 const PARENT_SEED: u64 = 0x5a5a_0000_0000_0000;
 const COROUTINE_SEED: u64 = 0x3c3c_0000_0000_0000;

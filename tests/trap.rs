@@ -28,6 +28,9 @@ mod context;
 #[cfg(target_arch = "arm")]
 #[path = "trap/arm.rs"]
 mod context;
+#[cfg(target_arch = "aarch64")]
+#[path = "trap/aarch64.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]

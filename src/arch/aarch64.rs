@@ -1,0 +1,366 @@
+//! AArch64, AAPCS64 (Linux, Android, the BSDs, bare metal) and Apple's
+//! arm64 variant of it (macOS, iOS).
+//!
+//! Registers the ABI asks a callee to preserve: x19-x28, x29 (the frame
+//! pointer), sp, and the low 64 bits of v8-v15 (d8-d15). x30 (lr) is what a
+//! call clobbers. x18 is the platform register: reserved on Apple (and
+//! Windows), a temporary elsewhere; this file never touches it, and
+//! `clobber_abi("C")` includes it only where the target lets code use it.
+//! x20-x28 and v8-v15 are declared as clobbered by the switch asm, so the
+//! compiler saves them only in functions that really hold values in them;
+//! x19 and x29 are reserved by LLVM and are saved by hand.
+//!
+//! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
+//!
+//! ```text
+//!  base ──►  +------------------------+
+//!   -8       | fake return address    |  }  frame record of the root frame,
+//!   -16      | link                   |  }  x29 points here while it runs
+//!            +------------------------+ ◄── STACK_HEADER_SIZE
+//!            | closure (moved here)   |
+//!            +------------------------+ ◄── sp given to init_stack (16-aligned)
+//!            | (unused)               |
+//!            | data pointer           |
+//!            | entry function         |
+//!  fresh sp  | coroutine_start        |  (`resume` calls through this word)
+//!            +------------------------+
+//! ```
+//!
+//! While the coroutine runs, `link` holds the parent's stack pointer, which
+//! points at a frame record the switch left on the parent's stack:
+//!
+//! ```text
+//!  parent's sp at the `resume` asm ──►  +----------------+  = CFA of the root frame
+//!                                       | (unused)       |  CFA-8
+//!                                       | parent x19     |  CFA-16  (stored by the parent)
+//!                                       | parent lr      |  CFA-24  (into `resume`)  } stored by the
+//!                                link ─►| parent x29     |  CFA-32                   } coroutine side
+//!                                       +----------------+
+//! ```
+//!
+//! `[link]` and `[link+8]` form an ordinary AArch64 frame record, so
+//! frame-pointer walkers step from the coroutine's root (x29 = base-16)
+//! through the fake return address into the parent. DWARF unwinders use the
+//! CFA expression `deref(x29) + 32` given to the root frame.
+//!
+//! A suspended coroutine's context, at its saved stack pointer (16 bytes
+//! more than strictly needed, because sp must stay 16-aligned):
+//!
+//! ```text
+//!  sp   ──►  resume address | coroutine x19 | coroutine x29 | (unused) | (its frames…)
+//! ```
+//!
+//! A switch is asymmetric: `resume` enters with `blr` and the coroutine
+//! leaves with `ret` to the parent's lr, so the return-address predictor
+//! pairs every `ret` with the `blr` that it answers.
+//!
+//! Registers across a switch: x0 = the argument passed, x1 = the context
+//! (coroutine's saved sp on the way in; on the way out its new context, or 0
+//! when it has finished), x2 = address of the link word, x3 scratch.
+//!
+//! Branch protection (`-Zbranch-protection=bti,pac-ret`) is not supported
+//! yet. The saved return addresses here are never signed and never
+//! authenticated, and the root CFI never toggles the RA-signed state, so
+//! pac-ret code around the switch still unwinds correctly; the switch itself
+//! is just not hardened. BTI would need a `bti c` landing pad at every
+//! `blr` target entered here: `coroutine_start` and label 2 of `suspend`
+//! (the resume address), plus `stack_call_trampoline` and `trap_start`.
+
+use core::arch::{asm, naked_asm};
+
+use crate::stack::StackPointer;
+use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+
+pub const STACK_ALIGNMENT: usize = 16;
+pub const STACK_HEADER_SIZE: usize = 16;
+/// libgcc's `_Unwind_RaiseException` alone has a 3.7 KiB frame on AArch64
+/// (its register tables cover the 96 DWARF registers with v0-v31); a forced
+/// unwind from a minimal coroutine was measured to use 7.9 KiB of its stack
+/// in a debug build (2.8 KiB on x86-64). 16 KiB leaves room for other
+/// unwinders (LLVM libunwind on Apple) and is Apple's page size.
+pub const MIN_STACK_SIZE: usize = 16384;
+
+/// Registers to write into the interrupted context when redirecting a trapped
+/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
+///
+/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
+#[derive(Clone, Copy, Debug)]
+#[allow(missing_docs)]
+pub struct TrapHandlerRegs {
+    pub pc: u64,
+    pub sp: u64,
+    pub x0: u64,
+    pub x1: u64,
+    pub x29: u64,
+    pub lr: u64,
+}
+
+/// Offset of the link word below the stack base.
+const LINK: usize = 16;
+
+/// First code to run on a fresh coroutine. Entered by `resume`'s `blr`
+/// with x0 = argument, x1 = fresh sp, x2 = link address, lr = return
+/// address into `resume`; still on the parent's stack, whose x19 `resume`
+/// has just stored at [sp].
+#[unsafe(naked)]
+unsafe extern "C" fn coroutine_start() {
+    naked_asm!(
+        // Unwind rules on entry: the CFA is the parent's sp before `resume`
+        // (16 above ours), the parent's x19 is at CFA-16, and the return
+        // address is still in lr (the default rule for x30).
+        ".cfi_startproc",
+        ".cfi_def_cfa sp, 16",
+        ".cfi_offset x19, -16",
+        // Complete the parent's frame record (x29, lr) below its x19 with a
+        // pre-indexed store, which moves sp in the same instruction so that
+        // nothing is ever written below sp.
+        "stp x29, x30, [sp, #-16]!",
+        ".cfi_def_cfa_offset 32",
+        ".cfi_offset x30, -24",
+        ".cfi_offset x29, -32",
+        // Publish the record's address through the link (sp cannot be the
+        // source of a `str`, hence the copy).
+        "mov x3, sp",
+        "str x3, [x2]",
+        // From here on the parent is described through the link:
+        // CFA = [x29] + 32 (DW_CFA_def_cfa_expression, 5 bytes:
+        // DW_OP_breg29 0 (0x8d 0x00), DW_OP_deref (0x06),
+        // DW_OP_plus_uconst 32 (0x23 0x20)). The saved registers keep
+        // their CFA-relative rules above.
+        "mov x29, x2",
+        ".cfi_escape 0x0f, 0x05, 0x8d, 0x00, 0x06, 0x23, 0x20",
+        // Take the entry function and its data, move onto the coroutine
+        // stack (16-aligned by init_stack) and call entry(arg, link, data);
+        // x0 (arg) passes straight through.
+        "ldp x3, x2, [x1, #8]",
+        "add sp, x1, #32",
+        "mov x1, x29",
+        "blr x3",
+        // The entry function leaves through `exit` and never returns. The
+        // trap also keeps the return address of the `blr` inside this FDE.
+        "brk #0x1",
+        ".cfi_endproc",
+    )
+}
+
+/// Where a trapped coroutine continues (see `trap_regs`): sp is 16-aligned
+/// below the handler's data, lr = the handler, x29 = link address,
+/// x0 = data, x1 = link.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_start() {
+    naked_asm!(
+        // Same parent description as the root frame of `coroutine_start`
+        // (escape decoded there: CFA = [x29] + 32).
+        ".cfi_startproc",
+        ".cfi_escape 0x0f, 0x05, 0x8d, 0x00, 0x06, 0x23, 0x20",
+        ".cfi_offset x19, -16",
+        ".cfi_offset x30, -24",
+        ".cfi_offset x29, -32",
+        // Entered by a signal handler's rewrite of the context, not a call.
+        // Call the handler held in lr (BLR reads x30 before writing it), so
+        // that its return address lies inside this FDE.
+        "blr x30",
+        "brk #0x1",
+        ".cfi_endproc",
+    )
+}
+
+/// Calls `f(data)` on the stack topped at x1 (16-aligned), with x29-based
+/// CFI so unwinders continue on the original stack. "C-unwind": under
+/// `asm-unwind` a panic in `f` passes through it.
+#[unsafe(naked)]
+unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+    naked_asm!(
+        ".cfi_startproc",
+        // A normal frame record prologue: the CFA follows x29 from here.
+        "stp x29, x30, [sp, #-16]!",
+        ".cfi_def_cfa_offset 16",
+        ".cfi_offset x30, -8",
+        ".cfi_offset x29, -16",
+        "mov x29, sp",
+        ".cfi_def_cfa x29, 16",
+        // Switch stacks and call; x0 (data) passes straight through.
+        "mov sp, x1",
+        "blr x2",
+        // Back to the original stack and return.
+        "mov sp, x29",
+        ".cfi_def_cfa sp, 16",
+        "ldp x29, x30, [sp], #16",
+        ".cfi_def_cfa_offset 0",
+        ".cfi_restore x30",
+        ".cfi_restore x29",
+        "ret",
+        ".cfi_endproc",
+    )
+}
+
+/// # Safety
+/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
+/// 32 writable bytes below it on the stack described by `base`.
+#[inline]
+pub unsafe fn init_stack(
+    base: StackPointer,
+    sp: usize,
+    entry: EntryFn,
+    data: *mut u8,
+) -> StackPointer {
+    // SAFETY: the caller guarantees the header and the 32 bytes below `sp`
+    // are writable memory of this stack.
+    unsafe {
+        let top = base.get();
+        // Frame-pointer walkers only need this to symbolize inside
+        // `coroutine_start`. They look up the return address minus 1 or 4;
+        // +8 keeps both strictly inside (a lookup of the function's very
+        // first byte was seen to resolve to the function before it).
+        *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 8;
+        *((top - LINK) as *mut usize) = 0;
+        // Four words, so that `add sp, x1, #32` lands back on `sp`.
+        let fresh = sp - 32;
+        *((fresh + 16) as *mut usize) = data as usize;
+        *((fresh + 8) as *mut usize) = entry as usize;
+        *(fresh as *mut usize) = coroutine_start as *const () as usize;
+        StackPointer::new_unchecked(fresh)
+    }
+}
+
+/// # Safety
+/// `sp` must be the context of a suspended coroutine whose stack has base
+/// `base`, and this must be its only resumption.
+#[inline(always)]
+pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+    let (ret_arg, ret_sp);
+    // SAFETY: the coroutine context at `sp` restores every register the
+    // compiler expects preserved (x19 here, x29 and sp on the coroutine
+    // side, the rest declared clobbered), and returns to the instruction
+    // after `blr` with sp 16 below where it was, which the `ldr` undoes.
+    unsafe {
+        resume_asm!(
+            // Save x19 (LLVM's) with a pre-indexed store: the slot at CFA-16
+            // of the root frame, and sp stays 16-aligned. Then call the
+            // resume address saved at the coroutine's sp; it comes back
+            // with `ret`. x3 is a scratch register of clobber_abi.
+            "str x19, [sp, #-16]!",
+            "ldr x3, [x1]",
+            "blr x3",
+            "ldr x19, [sp], #16",
+            inout("x0") arg => ret_arg,
+            inout("x1") sp.get() => ret_sp,
+            inout("x2") base.get() - LINK => _,
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            clobber_abi("C"),
+        );
+    }
+    (ret_arg, ret_sp)
+}
+
+/// # Safety
+/// Must run on the coroutine stack whose link is at `link`, with its parent
+/// blocked in `resume`.
+#[inline(always)]
+pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+    let ret_arg;
+    // SAFETY: the saved context (resume address, x19, x29) is what the code
+    // at label 2 restores, and the parent's frame record is at [link].
+    unsafe {
+        asm!(
+            // Save our context (pre-indexed: sp moves with the first store)
+            // and hand its address to the parent in x1.
+            "adr x3, 2f",
+            "stp x3, x19, [sp, #-32]!",
+            "str x29, [sp, #16]",
+            "mov x1, sp",
+            // Return into the parent's `resume`: restore its x29 and lr from
+            // the frame record, and its sp to just above that record.
+            "ldr x3, [x2]",
+            "ldp x29, x30, [x3], #16",
+            "mov sp, x3",
+            "ret",
+            // Resumed by `blr`: on the parent's stack, x1 = our context,
+            // x2 = link, lr = return address into the parent. Complete its
+            // frame record and publish it, as `coroutine_start` does.
+            "2:",
+            "stp x29, x30, [sp, #-16]!",
+            "mov x3, sp",
+            "str x3, [x2]",
+            // Restore ourselves: load before moving sp above the context,
+            // so that the context is never below sp while it is read.
+            "ldp x19, x29, [x1, #8]",
+            "add sp, x1, #32",
+            inout("x0") arg => ret_arg,
+            inout("x2") link => _,
+            out("x1") _,
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            clobber_abi("C"),
+        );
+    }
+    ret_arg
+}
+
+/// # Safety
+/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+#[inline(always)]
+pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: x1 = 0 tells the
+    // parent that the coroutine has finished.
+    unsafe {
+        asm!(
+            "ldr x3, [x2]",
+            "ldp x29, x30, [x3], #16",
+            "mov sp, x3",
+            "mov x1, #0",
+            "ret",
+            in("x0") arg,
+            in("x2") link,
+            options(noreturn),
+        )
+    }
+}
+
+/// # Safety
+/// `link` must be the link value of a running coroutine.
+#[inline]
+pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
+    // Everything below the parent's frame record is free: the parent is
+    // stopped inside an asm block without `nostack`, so it keeps nothing
+    // below its sp (not even in Apple's red zone). The record is 16-aligned.
+    // SAFETY: a stack address is never near zero.
+    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
+}
+
+/// # Safety
+/// `top` must be a 16-aligned address with enough stack below it for `f`.
+#[inline]
+pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
+    // SAFETY: forwarded to the caller.
+    unsafe { stack_call_trampoline(data, top.get(), f) }
+}
+
+/// # Safety
+/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
+/// stack below it, and the link must hold the parent of the coroutine that
+/// trapped.
+#[inline]
+pub unsafe fn trap_regs(
+    base: StackPointer,
+    sp: usize,
+    handler: TrapEntryFn,
+    data: *mut u8,
+) -> TrapHandlerRegs {
+    // Nothing to write on the stack: the handler travels in lr, and
+    // `trap_start` calls it with sp = `sp`.
+    let link = base.get() - LINK;
+    TrapHandlerRegs {
+        pc: trap_start as *const () as u64,
+        sp: sp as u64,
+        x0: data as u64,
+        x1: link as u64,
+        x29: link as u64,
+        lr: handler as usize as u64,
+    }
+}
