@@ -47,6 +47,7 @@ fi
 # in debug and release, with default features and without `unwind`, then the
 # specification's examples.
 RUN_TARGETS=(
+    aarch64-unknown-linux-gnu
     riscv64gc-unknown-linux-gnu
     loongarch64-unknown-linux-musl
     armv7-unknown-linux-gnueabihf
@@ -58,6 +59,8 @@ RUN_TARGETS=(
 # (no linker for them here).
 NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
 CHECK_TARGETS=(x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc)
+# Mach-O: no linker here, so `cargo check` of everything, tests included.
+APPLE_TARGETS=(aarch64-apple-darwin aarch64-apple-ios)
 
 if wants cross; then
     run_checked "cross set-up" ci/setup.sh linux-cross loongarch wine build-only || fail
@@ -84,6 +87,9 @@ if wants cross; then
     done
     for target in "${CHECK_TARGETS[@]}"; do
         run_checked "$target build" stackswitch_ci_cargo "$target" build --lib || fail
+    done
+    for target in "${APPLE_TARGETS[@]}"; do
+        run_checked "$target check" stackswitch_ci_cargo "$target" check --all-targets || fail
     done
 fi
 
