@@ -59,8 +59,9 @@ RUN_TARGETS=(
 # (no linker for them here).
 NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
 CHECK_TARGETS=(x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc)
-# Mach-O: no linker here, so `cargo check` of everything, tests included.
-APPLE_TARGETS=(aarch64-apple-darwin aarch64-apple-ios)
+# Mach-O: no linker here, so `cargo check` of everything, tests included,
+# and a release build of the library (which assembles the switch code).
+APPLE_TARGETS=(x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios)
 
 if wants cross; then
     run_checked "cross set-up" ci/setup.sh linux-cross loongarch wine build-only || fail
@@ -90,6 +91,7 @@ if wants cross; then
     done
     for target in "${APPLE_TARGETS[@]}"; do
         run_checked "$target check" stackswitch_ci_cargo "$target" check --all-targets || fail
+        run_checked "$target build" stackswitch_ci_cargo "$target" build --lib --release || fail
     done
 fi
 
