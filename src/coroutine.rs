@@ -156,6 +156,17 @@ impl<Input, Yield, Return> Coroutine<Input, Yield, Return, DefaultStack> {
     ///
     /// Nothing runs until the first [`resume`](Self::resume), whose input is
     /// `func`'s second argument.
+    ///
+    /// ```
+    /// use stackswitch::{Coroutine, CoroutineResult};
+    ///
+    /// let mut greet = Coroutine::new(|yielder, first: String| {
+    ///     let second = yielder.suspend(first.len());
+    ///     format!("{first}, {second}")
+    /// });
+    /// assert_eq!(greet.resume("hello".into()), CoroutineResult::Yield(5));
+    /// assert_eq!(greet.resume("world".into()).as_return().unwrap(), "hello, world");
+    /// ```
     pub fn new<F>(func: F) -> Self
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
@@ -265,6 +276,14 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///   from within itself).
     /// - If the coroutine panics: the panic continues from here, and the
     ///   coroutine is then completed.
+    ///
+    /// ```should_panic
+    /// use stackswitch::Coroutine;
+    ///
+    /// let mut once = Coroutine::<(), (), ()>::new(|_, ()| {});
+    /// assert!(once.resume(()).as_return().is_some());
+    /// once.resume(()); // panics: the coroutine has already completed
+    /// ```
     #[inline]
     pub fn resume(&mut self, val: Input) -> CoroutineResult<Yield, Return> {
         if self.context <= ABANDONED {
@@ -337,12 +356,26 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     }
 
     /// Whether the coroutine has been resumed at least once (or completed).
+    ///
+    /// ```
+    /// use stackswitch::Coroutine;
+    ///
+    /// let mut coroutine = Coroutine::<(), u8, ()>::new(|yielder, ()| {
+    ///     yielder.suspend(1);
+    /// });
+    /// assert!(!coroutine.started() && !coroutine.done());
+    /// coroutine.resume(());
+    /// assert!(coroutine.started() && !coroutine.done());
+    /// coroutine.resume(());
+    /// assert!(coroutine.started() && coroutine.done());
+    /// ```
     pub fn started(&self) -> bool {
         self.context != self.fresh_context
     }
 
     /// Whether the coroutine has completed: it returned, panicked, was
-    /// unwound or reset, and cannot be resumed again.
+    /// unwound or reset, and cannot be resumed again. See
+    /// [`started`](Self::started) for an example.
     pub fn done(&self) -> bool {
         matches!(self.context, DONE | ABANDONED)
     }
@@ -358,6 +391,24 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///
     /// # Panics
     /// If the coroutine is running.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::Coroutine;
+    ///
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::<(), (), ()>::with_stack(stack, |yielder, ()| {
+    ///     let buffer = vec![0u8; 1024];
+    ///     yielder.suspend(());
+    ///     drop(buffer);
+    /// });
+    /// coroutine.resume(());
+    /// // SAFETY: nothing on the stack needs its destructor to run; the
+    /// // buffer is leaked.
+    /// unsafe { coroutine.force_reset() };
+    /// assert!(coroutine.done());
+    /// let _reusable = coroutine.into_stack();
+    /// ```
     pub unsafe fn force_reset(&mut self) {
         assert!(
             self.context != RUNNING,
@@ -384,6 +435,25 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///
     /// Without the `unwind` feature, unwinding a started coroutine is
     /// impossible and aborts the process with a message.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use stackswitch::Coroutine;
+    ///
+    /// let shared = Rc::new(());
+    /// let on_stack = shared.clone();
+    /// let mut coroutine = Coroutine::<(), (), ()>::new(move |yielder, ()| {
+    ///     let _held = on_stack;
+    ///     yielder.suspend(());
+    /// });
+    /// coroutine.resume(());
+    /// assert_eq!(Rc::strong_count(&shared), 2);
+    /// # if cfg!(feature = "unwind") {
+    /// coroutine.force_unwind(); // drops `_held`, on the coroutine's stack
+    /// assert_eq!(Rc::strong_count(&shared), 1);
+    /// assert!(coroutine.done());
+    /// # } else { unsafe { coroutine.force_reset() } }
+    /// ```
     pub fn force_unwind(&mut self) {
         match self.context {
             DONE | ABANDONED => return,
@@ -422,6 +492,19 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///
     /// # Panics
     /// If the coroutine has not completed.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// // One stack, many coroutines in turn: no allocation after the first.
+    /// let mut stack = DefaultStack::new(64 * 1024).unwrap();
+    /// for i in 0..3 {
+    ///     let mut coroutine = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| i * 2);
+    ///     assert_eq!(coroutine.resume(()).as_return(), Some(i * 2));
+    ///     stack = coroutine.into_stack();
+    /// }
+    /// ```
     pub fn into_stack(self) -> Stack {
         assert!(
             self.context == DONE,
@@ -438,7 +521,18 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     }
 
     /// A handle for a signal or exception handler to recover from a trap
-    /// (such as a stack overflow) inside this coroutine. See [`crate::trap`].
+    /// (such as a stack overflow) inside this coroutine. See [`crate::trap`],
+    /// and the `sandbox` example for a complete signal handler.
+    ///
+    /// ```
+    /// use stackswitch::Coroutine;
+    ///
+    /// let coroutine = Coroutine::<(), (), ()>::new(|_, ()| {});
+    /// let handler = coroutine.trap_handler();
+    /// // A handler checks that a fault happened on this coroutine's stack.
+    /// let on_main_stack = 0u8;
+    /// assert!(!handler.stack_ptr_in_bounds(&on_main_stack as *const u8 as usize));
+    /// ```
     pub fn trap_handler(&self) -> CoroutineTrapHandler<Return> {
         CoroutineTrapHandler::new(self.stack.base(), self.stack.limit())
     }
@@ -517,6 +611,24 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// If the coroutine is dropped instead of resumed, this panics with a
     /// [`ForcedUnwind`](crate::ForcedUnwind) payload that unwinds the
     /// coroutine's stack; code that catches panics must let it through.
+    ///
+    /// It can be called at any depth of the coroutine's call stack:
+    ///
+    /// ```
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// fn countdown(yielder: &Yielder<(), u32>, n: u32) {
+    ///     if n > 0 {
+    ///         yielder.suspend(n);
+    ///         countdown(yielder, n - 1);
+    ///     }
+    /// }
+    /// let mut coroutine = Coroutine::new(|yielder, ()| countdown(yielder, 3));
+    /// assert_eq!(coroutine.resume(()).as_yield(), Some(3));
+    /// assert_eq!(coroutine.resume(()).as_yield(), Some(2));
+    /// assert_eq!(coroutine.resume(()).as_yield(), Some(1));
+    /// assert_eq!(coroutine.resume(()).as_return(), Some(()));
+    /// ```
     #[inline]
     pub fn suspend(&self, val: Yield) -> Input {
         let mut val = ManuallyDrop::new(val);

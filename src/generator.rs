@@ -56,6 +56,17 @@ generator_struct!();
 #[cfg(feature = "default-stack")]
 impl<Yield, Return> Generator<Yield, Return, DefaultStack> {
     /// A generator running `func` on a new [`DefaultStack`].
+    ///
+    /// ```
+    /// use stackswitch::Generator;
+    ///
+    /// let squares = Generator::new(|yielder| {
+    ///     for i in 1..=4u32 {
+    ///         yielder.suspend(i * i);
+    ///     }
+    /// });
+    /// assert_eq!(squares.sum::<u32>(), 30);
+    /// ```
     pub fn new<F>(func: F) -> Self
     where
         F: FnOnce(&Yielder<(), Yield>) -> Return + 'static,
@@ -68,6 +79,19 @@ impl<Yield, Return> Generator<Yield, Return, DefaultStack> {
 
 impl<Yield, Return, Stack: stack::Stack> Generator<Yield, Return, Stack> {
     /// A generator running `func` on `stack`.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::Generator;
+    ///
+    /// let stack = DefaultStack::new(32 * 1024).unwrap();
+    /// let words = Generator::with_stack(stack, |yielder| {
+    ///     "a small stack".split(' ').for_each(|word| {
+    ///         yielder.suspend(word);
+    ///     })
+    /// });
+    /// assert_eq!(words.collect::<Vec<_>>(), ["a", "small", "stack"]);
+    /// ```
     pub fn with_stack<F>(stack: Stack, func: F) -> Self
     where
         F: FnOnce(&Yielder<(), Yield>) -> Return + 'static,
@@ -84,6 +108,23 @@ impl<Yield, Return, Stack: stack::Stack> Generator<Yield, Return, Stack> {
     }
 
     /// Takes what the function returned, once the iterator is exhausted.
+    ///
+    /// ```
+    /// use stackswitch::Generator;
+    ///
+    /// let mut lines = Generator::new(|yielder| {
+    ///     let mut count = 0;
+    ///     for line in "one\ntwo".lines() {
+    ///         yielder.suspend(line);
+    ///         count += 1;
+    ///     }
+    ///     count
+    /// });
+    /// assert_eq!(lines.next(), Some("one"));
+    /// assert_eq!(lines.next(), Some("two"));
+    /// assert_eq!(lines.next(), None);
+    /// assert_eq!(lines.into_return_value(), Some(2));
+    /// ```
     pub fn into_return_value(self) -> Option<Return> {
         self.returned
     }

@@ -21,24 +21,104 @@
 //! assert_eq!(coroutine.resume(3), CoroutineResult::Return(106));
 //! ```
 //!
-//! # What you get
+//! # Concepts
 //!
-//! - **Panic propagation**: a panic in a coroutine unwinds its stack and
-//!   continues out of the `resume` that ran it.
-//! - **Cleanup on drop**: dropping a suspended coroutine unwinds its stack,
-//!   running every destructor on it ([`Coroutine::force_unwind`]);
-//!   [`Coroutine::force_reset`] discards it instead.
-//! - **Linked backtraces**: backtraces, debuggers and profilers walk from a
-//!   coroutine into the code that resumed it, by DWARF CFI and by frame
-//!   pointers.
-//! - **Trap handling**: a signal handler can make a coroutine that faulted
-//!   (say, overflowed into its guard page) return a value ([`trap`]).
-//! - **Generators**: [`Generator`] iterates the values a function yields.
-//! - **Async bridge**: [`future::StackFuture`] runs blocking-style code as a
-//!   `Future`; inside, [`future::Suspender::block_on`] awaits futures.
-//! - **Borrowing**: [`ScopedCoroutine`] for bodies that borrow locals;
-//!   [`on_stack`] and [`Yielder::on_parent_stack`] to run a closure on
-//!   another stack.
+//! A coroutine has three types: `Input`, what each [`resume`] passes in;
+//! `Yield`, what each [`suspend`] passes out; and `Return`, what the
+//! function finally returns. The code that calls `resume` is the coroutine's
+//! *parent* for as long as the call lasts.
+//!
+//! - The first `resume` starts the function, whose arguments are a
+//!   [`Yielder`] and that first input.
+//! - [`suspend`] switches back to the parent: its `resume` returns
+//!   [`CoroutineResult::Yield`]. The next `resume` makes `suspend` return
+//!   that call's input, and the function carries on.
+//! - When the function returns, its parent's `resume` returns
+//!   [`CoroutineResult::Return`], and the coroutine is
+//!   [`done`](Coroutine::done): resuming it again panics.
+//!
+//! Unlike an `async fn`, a stackful coroutine can suspend from anywhere in
+//! ordinary code: deep in recursion, inside a callback, inside a library
+//! that knows nothing about coroutines. Its whole call stack is kept as it
+//! is while it is suspended.
+//!
+//! Coroutines nest: a coroutine can create and resume others, and
+//! [`Yielder::on_parent_stack`] runs a closure back on the parent's stack.
+//! [`on_stack`] runs a plain closure on another stack (to give deep
+//! recursion room, say) without any suspending.
+//!
+//! Built on [`Coroutine`]:
+//! - [`Generator`], an [`Iterator`] over the values a function yields;
+//! - [`future::StackFuture`], which runs blocking-style code as a
+//!   [`Future`](core::future::Future) that any executor can poll, with
+//!   [`future::Suspender::block_on`] to wait for futures from inside it;
+//! - [`ScopedCoroutine`], whose function may borrow from the code that
+//!   runs it.
+//!
+//! # Choosing a stack
+//!
+//! [`Coroutine::new`] allocates a [`stack::DefaultStack`] of
+//! [`DEFAULT_STACK_SIZE`](stack::DEFAULT_STACK_SIZE) (1 MiB): memory
+//! reserved from the OS with a guard page below it. Only the pages the
+//! coroutine touches cost memory, so the default suits most uses. For many
+//! coroutines, or to bound how deep untrusted code may recurse, pass a
+//! smaller one to [`Coroutine::with_stack`]. A stack must have at least
+//! [`stack::MIN_STACK_SIZE`] usable bytes, which is enough to start,
+//! suspend and unwind, but real code needs more, especially in debug
+//! builds.
+//!
+//! ```
+//! use stackswitch::stack::DefaultStack;
+//! use stackswitch::{Coroutine, Yielder};
+//!
+//! let stack = DefaultStack::new(64 * 1024)?;
+//! let mut small = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| 7);
+//! assert_eq!(small.resume(()).as_return(), Some(7));
+//! // A completed coroutine gives its stack back, to reuse it.
+//! let stack = small.into_stack();
+//! # let _ = stack;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Allocating a stack costs system calls; reuse stacks when coroutines are
+//! short-lived: take a finished coroutine's stack back with
+//! [`Coroutine::into_stack`], or lend one with `&mut stack` (a `&mut` of a
+//! stack is a stack). Any other memory can serve as a stack by implementing
+//! the `unsafe` [`stack::Stack`] trait; without the `default-stack`
+//! feature, that is the only kind.
+//!
+//! Overflowing a stack hits its guard page and the process gets `SIGSEGV`
+//! (or a Windows stack-overflow exception), never silent memory
+//! corruption. The [`trap`] module turns that fault into an error returned
+//! by the coroutine.
+//!
+//! # Safety model
+//!
+//! The safe API cannot cause undefined behaviour:
+//!
+//! - A running coroutine cannot be resumed or dropped: [`resume`] takes
+//!   `&mut self`. (The state is still checked, and resuming a running or
+//!   completed coroutine panics with a clear message.)
+//! - A [`Yielder`] never leaves its coroutine's stack: it is only handed out
+//!   by reference, is neither `Send` nor `Sync`, and
+//!   [`on_parent_stack`](Yielder::on_parent_stack) takes only `Send`
+//!   closures.
+//! - [`Coroutine`] is never `Send`: its stack may hold thread-bound values
+//!   (an `Rc`, a `MutexGuard`) that the type system cannot see.
+//! - A [`Coroutine`]'s function and values are `'static`; borrowing ones go
+//!   through [`ScopedCoroutine`], which stays sound under `mem::forget`.
+//! - Dropping a suspended coroutine unwinds its stack, so every destructor
+//!   on it runs (with the `unwind` feature; without it, the process aborts
+//!   rather than free a stack with live frames on it). A panic inside a
+//!   coroutine continues out of the parent's `resume`.
+//!
+//! The `unsafe` parts are explicit: [`Coroutine::force_reset`] discards a
+//! stack without running destructors, [`Coroutine::with_stack_unchecked`]
+//! drops the `'static` bounds, [`stack::Stack`] implementations promise
+//! valid memory, and [`trap`] handlers run in signal context.
+//!
+//! The floating-point environment (rounding mode, exception masks) is thread
+//! state that coroutines share; a switch does not save it.
 //!
 //! # Cargo features
 //!
@@ -55,14 +135,33 @@
 //! With all features off the crate is `#![no_std]`; bring your own
 //! [`stack::Stack`].
 //!
+//! # Platforms
+//!
+//! The context switch is written per CPU and ABI: x86-64, x86 (Windows),
+//! AArch64 (Windows), ARM and Thumb-2, RISC-V and LoongArch. The README's
+//! *Support* table lists the targets CI builds and tests, and how.
+//!
+//! # Examples
+//!
+//! The `examples/` directory holds complete programs: a streaming parser
+//! written as a coroutine (`parser`), a green-thread scheduler with ten
+//! thousand tasks (`scheduler`), an interpreter sandbox that survives stack
+//! overflows (`sandbox`), and the async bridge under tokio (`async_tokio`,
+//! in the `integration` package). The README lists them with their
+//! commands.
+//!
 //! # Migrating from corosensei
 //!
 //! The API is source-compatible with corosensei 0.3: rename the dependency,
 //! `corosensei = { package = "stackswitch", version = "0.1" }`.
+//!
+//! [`resume`]: Coroutine::resume
+//! [`suspend`]: Yielder::suspend
 
 #![no_std]
 #![cfg_attr(feature = "asm-unwind", feature(asm_unwind))]
-#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn)]
 
 #[cfg(any(feature = "default-stack", feature = "unwind"))]
 extern crate std;

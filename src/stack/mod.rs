@@ -12,6 +12,11 @@ pub type StackPointer = NonZeroUsize;
 
 /// Alignment of the stack pointer required at function calls on this target.
 /// [`Stack::base`] and [`Stack::limit`] must be multiples of it.
+///
+/// ```
+/// use stackswitch::stack::STACK_ALIGNMENT;
+/// assert!(STACK_ALIGNMENT.is_power_of_two() && STACK_ALIGNMENT >= 8);
+/// ```
 pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 
 /// Smallest usable size, excluding guard pages, that a stack may have.
@@ -21,6 +26,15 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// unwinding does: 4 KiB on x86-64 Linux; more where the system unwinder's
 /// frames are large (RISC-V's tracks 66 registers) or where raising an
 /// exception puts several CPU context records on the stack (Windows SEH).
+///
+/// ```
+/// use stackswitch::stack::{DefaultStack, MIN_STACK_SIZE};
+/// use stackswitch::Coroutine;
+///
+/// let tiny = DefaultStack::new(MIN_STACK_SIZE).unwrap();
+/// let mut coroutine = Coroutine::<(), (), u32>::with_stack(tiny, |_, ()| 1 + 1);
+/// assert_eq!(coroutine.resume(()).as_return(), Some(2));
+/// ```
 pub const MIN_STACK_SIZE: usize = crate::arch::MIN_STACK_SIZE;
 
 /// Memory a coroutine can run on.
@@ -102,11 +116,11 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 #[cfg(all(feature = "default-stack", unix))]
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
-pub use self::unix::DefaultStack;
+pub use self::unix::{DefaultStack, DEFAULT_STACK_SIZE};
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
 #[cfg(all(feature = "default-stack", windows))]
-pub use self::windows::DefaultStack;
+pub use self::windows::{DefaultStack, DEFAULT_STACK_SIZE};
 
 // What the OS must know about the stack a coroutine runs on. Only Windows
 // keeps such state (in the TEB); elsewhere these hooks compile to nothing.
