@@ -39,6 +39,10 @@ if wants host; then
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
+    # The example gallery (outputs compared) and warning-free API docs.
+    run_checked "gallery and docs" ci/gallery.sh || fail
+    # A corosensei program, unchanged, against stackswitch.
+    run_checked "migration from corosensei" ci/migration.sh || fail
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
 fi
