@@ -137,9 +137,10 @@
 //!
 //! # Platforms
 //!
-//! The context switch is written per CPU and ABI: x86-64, x86 (Windows),
-//! AArch64 (Windows), ARM and Thumb-2, RISC-V and LoongArch. The README's
-//! *Support* table lists the targets CI builds and tests, and how.
+//! The context switch is written per CPU and ABI (x86-64, x86, AArch64,
+//! ARM and Thumb-2, RISC-V, LoongArch, on Unix and Windows as each
+//! applies). The README's *Support* table lists the targets CI builds and
+//! tests, and how.
 //!
 //! # Examples
 //!
