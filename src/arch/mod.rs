@@ -59,6 +59,7 @@ select_arch! {
     all(target_arch = "aarch64", windows) => "aarch64_windows.rs",
     target_arch = "arm" => "arm.rs",
     all(target_arch = "aarch64", not(windows)) => "aarch64.rs",
+    all(target_arch = "x86", not(windows)) => "x86.rs",
 }
 
 pub use imp::TrapHandlerRegs;
