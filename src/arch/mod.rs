@@ -60,6 +60,7 @@ select_arch! {
     target_arch = "arm" => "arm.rs",
     all(target_arch = "aarch64", not(windows)) => "aarch64.rs",
     all(target_arch = "x86", not(windows)) => "x86.rs",
+    all(target_arch = "powerpc64", target_endian = "little") => "powerpc64.rs",
 }
 
 pub use imp::TrapHandlerRegs;
