@@ -62,12 +62,9 @@
 
 #![no_std]
 #![cfg_attr(feature = "asm-unwind", feature(asm_unwind))]
-// Inline asm for these CPUs is still unstable (build with nightly, or stable
-// with RUSTC_BOOTSTRAP=1).
-#![cfg_attr(
-    any(target_arch = "powerpc64", target_arch = "s390x"),
-    feature(asm_experimental_arch)
-)]
+// Inline asm for PowerPC is still unstable (build with nightly, or stable
+// with RUSTC_BOOTSTRAP=1). s390x asm is stable and needs nothing.
+#![cfg_attr(target_arch = "powerpc64", feature(asm_experimental_arch))]
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 #[cfg(any(feature = "default-stack", feature = "unwind"))]

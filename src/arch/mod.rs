@@ -61,6 +61,7 @@ select_arch! {
     all(target_arch = "aarch64", not(windows)) => "aarch64.rs",
     all(target_arch = "x86", not(windows)) => "x86.rs",
     all(target_arch = "powerpc64", target_endian = "little") => "powerpc64.rs",
+    target_arch = "s390x" => "s390x.rs",
 }
 
 pub use imp::TrapHandlerRegs;
