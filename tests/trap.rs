@@ -31,6 +31,15 @@ mod context;
 #[cfg(target_arch = "aarch64")]
 #[path = "trap/aarch64.rs"]
 mod context;
+#[cfg(target_arch = "x86")]
+#[path = "trap/x86.rs"]
+mod context;
+#[cfg(target_arch = "powerpc64")]
+#[path = "trap/powerpc64.rs"]
+mod context;
+#[cfg(target_arch = "s390x")]
+#[path = "trap/s390x.rs"]
+mod context;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]

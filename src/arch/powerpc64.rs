@@ -67,6 +67,9 @@ use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 32;
+/// Enough to run and unwind a coroutine: ELFv2 frames and libgcc's unwinder
+/// are larger than on x86-64, so this leaves the same room as AArch64.
+pub const MIN_STACK_SIZE: usize = 16384;
 
 /// Registers to write into the interrupted context when redirecting a trapped
 /// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
@@ -219,7 +222,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
     // coroutine's from its own context, the rest declared clobbered), and
     // returns to the instruction after `bctrl` with r1 = P.
     unsafe {
-        asm!(
+        resume_asm!(
             // Open the switch frame P below our stack pointer and save the
             // registers LLVM keeps for itself.
             "stdu 1, -48(1)",

@@ -59,6 +59,9 @@ use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 8;
 pub const STACK_HEADER_SIZE: usize = 8;
+/// Enough to run and unwind a coroutine: every s390x frame carries a
+/// 160-byte register save area, so the unwinder needs far more than on x86-64.
+pub const MIN_STACK_SIZE: usize = 16384;
 
 /// Registers to write into the interrupted context when redirecting a trapped
 /// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]): the PSW
@@ -213,7 +216,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
     // own context, the rest declared clobbered), and returns to the
     // instruction after `basr` with r15 = P.
     unsafe {
-        asm!(
+        resume_asm!(
             // Open the switch frame P (a standard save area) below our stack
             // pointer and keep r11 in its slot there.
             "aghi %r15, -160",
