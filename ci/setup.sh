@@ -74,8 +74,10 @@ LINUX_TARGETS=(
 )
 group_linux_cross() {
     need_root
+    # i686 runs natively (qemu-i386 mishandles signals across threads):
+    # the host needs the 32-bit loader, libc and libgcc_s.
     apt_install qemu-user \
-        gcc-i686-linux-gnu libc6-dev-i386-cross \
+        gcc-i686-linux-gnu libc6-dev-i386-cross libc6-i386 lib32gcc-s1 \
         gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
         gcc-arm-linux-gnueabihf libc6-dev-armhf-cross \
         gcc-riscv64-linux-gnu libc6-dev-riscv64-cross \

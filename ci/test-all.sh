@@ -51,11 +51,14 @@ fi
 # in debug and release, with default features and without `unwind`, then the
 # specification's examples.
 RUN_TARGETS=(
+    i686-unknown-linux-gnu
     aarch64-unknown-linux-gnu
     riscv64gc-unknown-linux-gnu
     loongarch64-unknown-linux-musl
     armv7-unknown-linux-gnueabihf
     thumbv7neon-unknown-linux-gnueabihf
+    powerpc64le-unknown-linux-gnu
+    s390x-unknown-linux-gnu
     x86_64-pc-windows-gnu
     i686-pc-windows-gnu
 )
@@ -74,10 +77,8 @@ if wants cross; then
         # Children of a test binary must be started through the emulator
         # too (no binfmt here); wine starts them by itself.
         runner_var="CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUNNER"
-        case "$target" in
-            *-windows-*) export STACKSWITCH_TEST_RUNNER= ;;
-            *) export STACKSWITCH_TEST_RUNNER="${!runner_var}" ;;
-        esac
+        export STACKSWITCH_TEST_RUNNER="${!runner_var:-}"
+        case "$target" in *-windows-*) STACKSWITCH_TEST_RUNNER= ;; esac
         for profile in debug release; do
             flag=""; [ "$profile" = release ] && flag=--release
             run_tests "$target $profile default" stackswitch_ci_cargo "$target" test $flag || fail

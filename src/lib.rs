@@ -161,6 +161,9 @@
 
 #![no_std]
 #![cfg_attr(feature = "asm-unwind", feature(asm_unwind))]
+// Inline asm for PowerPC is still unstable (build with nightly, or stable
+// with RUSTC_BOOTSTRAP=1). s390x asm is stable and needs nothing.
+#![cfg_attr(target_arch = "powerpc64", feature(asm_experimental_arch))]
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 

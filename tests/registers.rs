@@ -32,6 +32,15 @@ mod arch;
 #[cfg(all(target_arch = "aarch64", not(windows)))]
 #[path = "registers/aarch64.rs"]
 mod arch;
+#[cfg(all(target_arch = "x86", not(windows)))]
+#[path = "registers/x86.rs"]
+mod arch;
+#[cfg(target_arch = "powerpc64")]
+#[path = "registers/powerpc64.rs"]
+mod arch;
+#[cfg(target_arch = "s390x")]
+#[path = "registers/s390x.rs"]
+mod arch;
 
 const PARENT_SEED: u64 = 0x5a5a_0000_0000_0000;
 const COROUTINE_SEED: u64 = 0x3c3c_0000_0000_0000;

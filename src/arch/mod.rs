@@ -59,6 +59,9 @@ select_arch! {
     all(target_arch = "aarch64", windows) => "aarch64_windows.rs",
     target_arch = "arm" => "arm.rs",
     all(target_arch = "aarch64", not(windows)) => "aarch64.rs",
+    all(target_arch = "x86", not(windows)) => "x86.rs",
+    all(target_arch = "powerpc64", target_endian = "little") => "powerpc64.rs",
+    target_arch = "s390x" => "s390x.rs",
 }
 
 pub use imp::TrapHandlerRegs;
