@@ -40,7 +40,8 @@ if wants host; then
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
-    run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
+    run_checked "benches compile" cargo check -p stackswitch-bench --benches --bins || fail
+    run_checked "bench smoke (icount under callgrind)" ci/bench-smoke.sh || fail
 fi
 
 # Targets whose tests run here, under an emulator. Each one: the whole suite
