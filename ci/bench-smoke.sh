@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Smoke test of the comparison benchmarks' instruction counter: every
+# operation of stackswitch runs under callgrind, and its count per operation
+# is positive (the full comparison is bench/run.sh). About 1 minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v valgrind >/dev/null; then
+    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends valgrind
+fi
+cargo build --release -p stackswitch-bench --bin icount
+icount=target/release/icount
+
+instructions() {
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$icount" "$@" 2>&1 |
+        awk '/Collected :/ { print $4 }'
+}
+
+status=0
+for operation in switch switch-unit call call-owned create; do
+    small=$(instructions stackswitch "$operation" 1000)
+    large=$(instructions stackswitch "$operation" 2000)
+    per_op=$(( (large - small) / 1000 ))
+    echo "stackswitch $operation: $per_op instructions per operation (loop included)"
+    if [ -z "$small" ] || [ -z "$large" ] || [ "$per_op" -le 0 ]; then
+        echo "FAILED: icount stackswitch $operation (counts: '$small', '$large')"
+        status=1
+    fi
+done
+exit $status
