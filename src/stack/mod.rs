@@ -113,14 +113,22 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
     }
 }
 
+// The OS layer: `DefaultStack` and the slabs of `StackPool`.
 #[cfg(all(feature = "default-stack", unix))]
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
-pub use self::unix::{DefaultStack, DEFAULT_STACK_SIZE};
+use self::unix as sys;
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
 #[cfg(all(feature = "default-stack", windows))]
-pub use self::windows::{DefaultStack, DEFAULT_STACK_SIZE};
+use self::windows as sys;
+#[cfg(feature = "default-stack")]
+pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};
+
+#[cfg(feature = "default-stack")]
+mod pool;
+#[cfg(feature = "default-stack")]
+pub use self::pool::{PooledStack, StackPool, StackPoolBuilder};
 
 // What the OS must know about the stack a coroutine runs on. Only Windows
 // keeps such state (in the TEB); elsewhere these hooks compile to nothing.
