@@ -778,7 +778,8 @@ impl<Input, Yield> Yielder<Input, Yield> {
             }
         }
 
-        let mut segment = DefaultStack::new(stack_size).expect("failed to allocate a stack segment");
+        let mut segment =
+            DefaultStack::new(stack_size).expect("failed to allocate a stack segment");
         let bounds = self.bounds();
         let _restore = Restore(bounds, bounds.limit.get(), bounds.top.get());
         bounds.set(

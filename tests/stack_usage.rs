@@ -58,8 +58,9 @@ fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
 fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
     // 50,000 levels need ~30 MiB: a 64 KiB stack overflows without growing.
     let stack = DefaultStack::new(64 * 1024).unwrap();
-    let mut coroutine =
-        Coroutine::with_stack(stack, |yielder: &Yielder<(), u64>, ()| deep(yielder, 50_000));
+    let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), u64>, ()| {
+        deep(yielder, 50_000)
+    });
     let remaining_at_bottom = coroutine.resume(()).as_yield().unwrap();
     // At the bottom, on a 256 KiB segment, with at least the red zone minus
     // one level left.

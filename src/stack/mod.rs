@@ -1,7 +1,8 @@
 //! Stacks for coroutines.
 //!
 //! A coroutine runs on memory that implements [`Stack`]. [`DefaultStack`]
-//! (feature `default-stack`) asks the OS for a guard-paged region; any other
+//! (feature `default-stack`) asks the OS for a guard-paged region, and
+//! [`StackPool`] recycles guard-paged stacks without system calls; any other
 //! type can be used if it upholds the trait's contract, and a `&mut S` of a
 //! stack is itself a stack, for reuse without moving.
 

@@ -1,6 +1,6 @@
 //! [`StackPool`]: guard-paged stacks recycled without system calls.
 
-use core::cell::RefCell;
+use core::cell::{RefCell, UnsafeCell};
 use core::mem::ManuallyDrop;
 use std::io;
 use std::rc::Rc;
@@ -54,7 +54,9 @@ pub struct StackPool {
 }
 
 struct Shared {
-    idle: RefCell<Vec<PoolStack>>,
+    /// Touched only by `take_idle`, `put_idle` and `idle`, which call no
+    /// code that could reach the pool again while they hold it.
+    idle: UnsafeCell<Vec<PoolStack>>,
     source: RefCell<StackSource>,
     max_idle: usize,
     scrub: bool,
@@ -101,7 +103,7 @@ impl StackPoolBuilder {
         let source = StackSource::new(self.stack_size, self.stacks_per_slab)?;
         Ok(StackPool {
             shared: Rc::new(Shared {
-                idle: RefCell::new(Vec::with_capacity(self.max_idle.min(1024))),
+                idle: UnsafeCell::new(Vec::with_capacity(self.max_idle.min(1024))),
                 source: RefCell::new(source),
                 max_idle: self.max_idle,
                 scrub: self.scrub,
@@ -152,7 +154,7 @@ impl StackPool {
     /// Fails only if a new stack is needed and the OS refuses the memory.
     #[inline]
     pub fn get(&self) -> io::Result<PooledStack> {
-        let stack = match self.shared.idle.borrow_mut().pop() {
+        let stack = match self.shared.take_idle() {
             Some(stack) => stack,
             None => self.shared.source.borrow_mut().allocate()?,
         };
@@ -164,7 +166,8 @@ impl StackPool {
 
     /// How many stacks the pool holds, ready to be handed out.
     pub fn idle(&self) -> usize {
-        self.shared.idle.borrow().len()
+        // SAFETY: see `Shared::idle`; `len` runs no other code.
+        unsafe { (*self.shared.idle.get()).len() }
     }
 
     /// Whether guard pages are lightweight page-table markers (Linux 6.13
@@ -185,14 +188,24 @@ impl StackPool {
 
 impl Shared {
     #[inline]
+    fn take_idle(&self) -> Option<PoolStack> {
+        // SAFETY: the pool is neither Send nor Sync, so only this thread
+        // reaches `idle`, and `pop` calls no code that could reach it again.
+        unsafe { (*self.idle.get()).pop() }
+    }
+
+    #[inline]
     fn give_back(&self, mut stack: PoolStack) {
-        if self.idle.borrow().len() >= self.max_idle {
+        // SAFETY: as in `take_idle`; `len` runs no other code.
+        if unsafe { (*self.idle.get()).len() } >= self.max_idle {
             return; // `stack` is freed here
         }
         if self.scrub && self.source.borrow().scrub(&mut stack).is_err() {
             return; // could not be zeroed: free it instead
         }
-        self.idle.borrow_mut().push(stack);
+        // SAFETY: as in `take_idle`; `push` may reallocate the vector, which
+        // runs the allocator but nothing that reaches the pool.
+        unsafe { (*self.idle.get()).push(stack) }
     }
 }
 
@@ -268,6 +281,7 @@ unsafe impl Stack for PooledStack {
     #[cfg(windows)]
     #[inline]
     fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
-        self.stack.update_teb_fields(stack_limit, guaranteed_stack_bytes)
+        self.stack
+            .update_teb_fields(stack_limit, guaranteed_stack_bytes)
     }
 }

@@ -140,7 +140,13 @@ unsafe fn used_bytes(low: usize, top: usize) -> usize {
     while addr < top {
         let pages = ((top - addr) / page).min(residency.len());
         // SAFETY: a range of our mapping and a large enough vector.
-        let ret = unsafe { libc::mincore(addr as *mut _, pages * page, residency.as_mut_ptr() as *mut _) };
+        let ret = unsafe {
+            libc::mincore(
+                addr as *mut _,
+                pages * page,
+                residency.as_mut_ptr() as *mut _,
+            )
+        };
         if ret != 0 {
             // Cannot tell which pages were touched: read them all.
             first_touched = low;

@@ -103,7 +103,9 @@ impl StackSource {
         }
         let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows");
         let page = page_size();
-        let usable = stack_size.checked_next_multiple_of(page).ok_or_else(too_big)?;
+        let usable = stack_size
+            .checked_next_multiple_of(page)
+            .ok_or_else(too_big)?;
         let slot_len = usable.checked_add(page).ok_or_else(too_big)?;
         let stacks_per_slab = stacks_per_slab.max(1);
         slot_len.checked_mul(stacks_per_slab).ok_or_else(too_big)?;
@@ -287,8 +289,7 @@ fn dontneed_zeroes() -> bool {
         }
         let word = p as *mut usize;
         word.write_volatile(usize::MAX);
-        let works =
-            libc::madvise(p, page, libc::MADV_DONTNEED) == 0 && word.read_volatile() == 0;
+        let works = libc::madvise(p, page, libc::MADV_DONTNEED) == 0 && word.read_volatile() == 0;
         libc::munmap(p, page);
         works
     };
