@@ -158,10 +158,7 @@ fn high_water_mark_tracks_the_deepest_use() {
     });
     assert_eq!(deep.resume(()), CoroutineResult::Return(1));
     let deep_use = deep.into_stack().high_water_mark();
-    assert!(
-        (200 * 1024..512 * 1024).contains(&deep_use),
-        "{deep_use}"
-    );
+    assert!((200 * 1024..512 * 1024).contains(&deep_use), "{deep_use}");
 }
 
 /// Many stacks from one slab: each a guard page below it, all in one
