@@ -121,10 +121,10 @@ mod unix;
 use self::unix as sys;
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
-#[cfg(all(feature = "default-stack", windows))]
-use self::windows as sys;
 #[cfg(feature = "default-stack")]
 pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};
+#[cfg(all(feature = "default-stack", windows))]
+use self::windows as sys;
 
 #[cfg(feature = "default-stack")]
 mod pool;
