@@ -250,9 +250,10 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         }
 
         // SAFETY: the stack is ours and unused; the OS state goes in its
-        // header and the closure just below.
+        // header, the bounds and the closure just below.
         unsafe {
             stack::attach_os_state(&stack);
+            StackBounds::of(stack.base()).set(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
@@ -572,8 +573,55 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     }
 }
 
-/// Moves `value` to the top of `stack`, just below the arch header, and
-/// returns its address, which is aligned to at least `STACK_ALIGNMENT`.
+/// The bounds of the stack a coroutine is currently running on, kept just
+/// below the arch header of its own stack so that [`Yielder`] finds them
+/// from its address alone (no thread-local, nothing added to the switch).
+/// Written when the coroutine is created, and by [`Yielder::maybe_grow`]
+/// while it runs on another segment.
+#[repr(C)]
+struct StackBounds {
+    /// Lowest address (guard pages included, as `Stack::limit`).
+    limit: Cell<usize>,
+    /// Highest address.
+    top: Cell<usize>,
+}
+
+/// Bytes the generic code reserves below the arch header: the bounds.
+const BOUNDS_SIZE: usize = mem::size_of::<StackBounds>().next_multiple_of(STACK_ALIGNMENT);
+
+impl StackBounds {
+    /// The bounds slot of the coroutine stack whose base is `base`.
+    ///
+    /// # Safety
+    /// `base` must be the base of a coroutine stack (created or being
+    /// created), which outlives the returned reference.
+    #[inline(always)]
+    unsafe fn of<'a>(base: StackPointer) -> &'a StackBounds {
+        let addr = base.get() - arch::STACK_HEADER_SIZE - BOUNDS_SIZE;
+        // SAFETY: forwarded from the caller; every stack has MIN_STACK_SIZE
+        // bytes, far more than the header and the bounds, and the slot is
+        // aligned (the header size is a multiple of STACK_ALIGNMENT).
+        unsafe { &*(addr as *const StackBounds) }
+    }
+
+    #[inline(always)]
+    fn set(&self, limit: usize, top: usize) {
+        self.limit.set(limit);
+        self.top.set(top);
+    }
+}
+
+/// An address in the caller's frame: the stack pointer, give or take the
+/// frame's size, without architecture-specific code.
+#[inline(always)]
+fn approximate_stack_pointer() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(&marker) as *const u8 as usize
+}
+
+/// Moves `value` to the top of `stack`, just below the arch header and the
+/// stack bounds, and returns its address, which is aligned to at least
+/// `STACK_ALIGNMENT`.
 ///
 /// # Safety
 /// Nothing may be running on `stack`: its top is overwritten.
@@ -582,7 +630,7 @@ pub(crate) unsafe fn move_to_stack_top<T>(
     limit: StackPointer,
     value: T,
 ) -> usize {
-    let top = base.get() - arch::STACK_HEADER_SIZE;
+    let top = base.get() - arch::STACK_HEADER_SIZE - BOUNDS_SIZE;
     let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
     // Every stack has MIN_STACK_SIZE usable bytes, so a value of at most half
     // of that (the usual closure) fits with room left for frames below it.
@@ -643,6 +691,111 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // SAFETY: a non-null argument points at the parent's `Input`, handed
         // over by this switch.
         unsafe { ptr::read(arg as *const Input) }
+    }
+
+    /// Bytes of stack left below the current frame: the stack pointer
+    /// (approximately: an address in the caller's frame) minus the limit of
+    /// the stack the coroutine is running on.
+    ///
+    /// The limit is [`Stack::limit`](crate::stack::Stack::limit), which
+    /// includes guard pages, so keep the guard size in mind when choosing a
+    /// margin. Returns 0 if called from a stack the coroutine does not know
+    /// of (for example inside [`on_stack`] on another stack), so that
+    /// [`maybe_grow`](Self::maybe_grow) errs on the side of growing. It
+    /// reads only the coroutine's own stack, no thread-local.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {
+    ///     yielder.remaining_stack()
+    /// });
+    /// let left = coroutine.resume(()).as_return().unwrap();
+    /// assert!(left > 48 * 1024 && left < 72 * 1024);
+    /// ```
+    #[inline]
+    pub fn remaining_stack(&self) -> usize {
+        let here = approximate_stack_pointer();
+        let bounds = self.bounds();
+        let (limit, top) = (bounds.limit.get(), bounds.top.get());
+        if here > limit && here < top {
+            here - limit
+        } else {
+            0
+        }
+    }
+
+    /// Runs `f` on the current stack if at least `red_zone` bytes of it
+    /// remain ([`remaining_stack`](Self::remaining_stack)), else on a new
+    /// segment of `stack_size` bytes allocated for the call (and freed
+    /// after it). Recursive code calls this at each level to grow without
+    /// bound, as with the `stacker` crate's function of the same name.
+    ///
+    /// Inside `f`, `remaining_stack` describes the new segment, and `f` may
+    /// suspend the coroutine. A panic in `f` continues from here.
+    ///
+    /// # Panics
+    /// If a new segment is needed and the OS refuses the memory.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// fn depth(yielder: &Yielder<(), ()>, n: u64) -> u64 {
+    ///     let frame = std::hint::black_box([n; 64]); // 512 bytes per level
+    ///     if n == 0 {
+    ///         return frame[0];
+    ///     }
+    ///     yielder.maybe_grow(32 * 1024, 256 * 1024, || 1 + depth(yielder, n - 1)) + frame[1] - n
+    /// }
+    ///
+    /// // 20,000 levels of 512+ bytes would overflow 64 KiB many times over.
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::with_stack(stack, |y: &Yielder<(), ()>, ()| depth(y, 20_000));
+    /// assert_eq!(coroutine.resume(()).as_return(), Some(20_000));
+    /// ```
+    #[cfg(feature = "default-stack")]
+    #[inline]
+    pub fn maybe_grow<R>(&self, red_zone: usize, stack_size: usize, f: impl FnOnce() -> R) -> R {
+        if self.remaining_stack() >= red_zone {
+            f()
+        } else {
+            self.grow(stack_size, f)
+        }
+    }
+
+    #[cfg(feature = "default-stack")]
+    #[cold]
+    #[inline(never)]
+    fn grow<R>(&self, stack_size: usize, f: impl FnOnce() -> R) -> R {
+        /// Puts the bounds of the segment's caller back, also on a panic.
+        struct Restore<'a>(&'a StackBounds, usize, usize);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1, self.2);
+            }
+        }
+
+        let mut segment =
+            DefaultStack::new(stack_size).expect("failed to allocate a stack segment");
+        let bounds = self.bounds();
+        let _restore = Restore(bounds, bounds.limit.get(), bounds.top.get());
+        bounds.set(
+            stack::Stack::limit(&segment).get(),
+            stack::Stack::base(&segment).get(),
+        );
+        on_stack(&mut segment, f)
+    }
+
+    /// The bounds slot of this coroutine's stack.
+    #[inline(always)]
+    fn bounds(&self) -> &StackBounds {
+        let base = self as *const Self as usize + arch::LINK;
+        // SAFETY: a Yielder is the link word of a live coroutine stack, LINK
+        // bytes below its base, and is only ever borrowed from that stack.
+        unsafe { StackBounds::of(StackPointer::new_unchecked(base)) }
     }
 
     /// Runs `f` on the stack of the coroutine's parent (which is blocked in

@@ -96,7 +96,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 16;
+pub const LINK: usize = 16;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `blr`
 /// with x0 = argument, x1 = fresh sp, x2 = link address, lr = return

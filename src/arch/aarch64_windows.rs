@@ -93,7 +93,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word (the machine frame) below the stack base.
-const LINK: usize = 16;
+pub const LINK: usize = 16;
 /// Offset of the saved TEB fields below the base.
 const TEB_FIELDS: usize = 64;
 

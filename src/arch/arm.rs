@@ -98,7 +98,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 8;
+pub const LINK: usize = 8;
 
 /// Chooses between a Thumb-state and an ARM-state variant of some asm lines,
 /// by the length of the probe instruction placed between labels `8:` and

@@ -86,7 +86,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 16;
+pub const LINK: usize = 16;
 /// Size of every block a switch saves: three words rounded up to 16 bytes.
 const FRAME: usize = 32;
 

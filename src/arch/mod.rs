@@ -10,6 +10,7 @@
 //! | `STACK_ALIGNMENT` | alignment the ABI requires of the stack pointer at a call |
 //! | `MIN_STACK_SIZE` | smallest stack on which a coroutine can run and be unwound (depends on the unwinder's appetite) |
 //! | `STACK_HEADER_SIZE` | bytes the arch reserves at the top of every coroutine stack (link and frame record); a multiple of `STACK_ALIGNMENT` |
+//! | `LINK` | offset of the link word below the stack base (inside the header), so a `Yielder` can find its stack's top |
 //! | `TrapHandlerRegs` | the registers a signal handler must write to redirect a trapped coroutine |
 //! | `init_stack(stack, sp, entry, data)` | lays out a fresh coroutine below `sp` so that its first resume calls `entry(arg, link, data)` |
 //! | `resume(arg, sp, base)` | switches into the coroutine whose context is saved at `sp`; returns `(arg, sp)` when it suspends, `(arg, 0)` when it exits |
@@ -70,9 +71,11 @@ pub use imp::TrapHandlerRegs;
 #[cfg(windows)]
 pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
-    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, MIN_STACK_SIZE,
-    STACK_ALIGNMENT, STACK_HEADER_SIZE,
+    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
+    MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
 // The generic code relies on the header keeping everything below it aligned.
 const _: () = assert!(STACK_HEADER_SIZE.is_multiple_of(STACK_ALIGNMENT));
+// ... and on the link lying inside the header.
+const _: () = assert!(LINK >= core::mem::size_of::<usize>() && LINK <= STACK_HEADER_SIZE);

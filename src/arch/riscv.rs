@@ -92,7 +92,7 @@ const W: usize = size_of::<usize>();
 /// Size of every block a switch saves: three words rounded up to 16 bytes.
 const FRAME: usize = 4 * W;
 /// Offset of the link word below the stack base.
-const LINK: usize = 2 * W;
+pub const LINK: usize = 2 * W;
 /// Offsets, from the parent's blocked sp, of its frame record's slots.
 const P_RA: usize = FRAME - W;
 const P_S0: usize = FRAME - 2 * W;

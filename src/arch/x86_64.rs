@@ -73,7 +73,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 16;
+pub const LINK: usize = 16;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `call`
 /// with rdi = argument, rsi = fresh sp, rdx = stack base; still on the

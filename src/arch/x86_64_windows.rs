@@ -99,7 +99,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 24;
+pub const LINK: usize = 24;
 /// Offset of the machine frame (and of the root frame's rbp) below the base.
 const MACHFRAME: usize = 48;
 /// Offset of the saved ExceptionList below the base.

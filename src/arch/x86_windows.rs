@@ -103,7 +103,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 8;
+pub const LINK: usize = 8;
 /// Offset of the terminal SEH record below the base.
 const SEH_RECORD: usize = 16;
 /// Offset of the saved TEB fields below the base.

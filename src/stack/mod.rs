@@ -1,7 +1,8 @@
 //! Stacks for coroutines.
 //!
 //! A coroutine runs on memory that implements [`Stack`]. [`DefaultStack`]
-//! (feature `default-stack`) asks the OS for a guard-paged region; any other
+//! (feature `default-stack`) asks the OS for a guard-paged region, and
+//! [`StackPool`] recycles guard-paged stacks without system calls; any other
 //! type can be used if it upholds the trait's contract, and a `&mut S` of a
 //! stack is itself a stack, for reuse without moving.
 
@@ -113,14 +114,22 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
     }
 }
 
+// The OS layer: `DefaultStack` and the slabs of `StackPool`.
 #[cfg(all(feature = "default-stack", unix))]
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
-pub use self::unix::{DefaultStack, DEFAULT_STACK_SIZE};
+use self::unix as sys;
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
+#[cfg(feature = "default-stack")]
+pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};
 #[cfg(all(feature = "default-stack", windows))]
-pub use self::windows::{DefaultStack, DEFAULT_STACK_SIZE};
+use self::windows as sys;
+
+#[cfg(feature = "default-stack")]
+mod pool;
+#[cfg(feature = "default-stack")]
+pub use self::pool::{PooledStack, StackPool, StackPoolBuilder};
 
 // What the OS must know about the stack a coroutine runs on. Only Windows
 // keeps such state (in the TEB); elsewhere these hooks compile to nothing.

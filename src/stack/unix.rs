@@ -1,10 +1,13 @@
 //! [`DefaultStack`] on Unix: an anonymous private mapping whose lowest page
-//! is made inaccessible.
+//! is made inaccessible. Pool stacks come from `slab`.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::io;
 
 use super::{Stack, StackPointer, MIN_STACK_SIZE};
+
+mod slab;
+pub(crate) use slab::{guards_are_lightweight, SlabStack as PoolStack, StackSource};
 
 /// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
 /// [`DefaultStack::default`].
@@ -90,6 +93,81 @@ impl DefaultStack {
         }
         Ok(stack)
     }
+}
+
+impl DefaultStack {
+    /// Bytes of the stack that code has used: from the base down to the
+    /// lowest non-zero word. Memory from the OS starts out zeroed, so this is
+    /// the high-water mark of everything that ran on the stack since it was
+    /// allocated. It may fall short by the zero bytes the deepest frame
+    /// wrote, or by pages the OS has swapped out.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// let stack = DefaultStack::new(1024 * 1024).unwrap();
+    /// assert_eq!(stack.high_water_mark(), 0);
+    /// let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+    ///     let big = std::hint::black_box([1u8; 64 * 1024]);
+    ///     big[100]
+    /// });
+    /// assert_eq!(coroutine.resume(()).as_return(), Some(1));
+    /// let used = coroutine.into_stack().high_water_mark();
+    /// // (A debug build may hold the array twice.)
+    /// assert!(used >= 64 * 1024 && used < 256 * 1024, "{used}");
+    /// ```
+    pub fn high_water_mark(&self) -> usize {
+        let usable_start = self.base.get() - self.mmap_len + page_size();
+        // SAFETY: the usable part of our mapping; `&self` means no coroutine
+        // runs on it (coroutines own or mutably borrow their stack).
+        unsafe { used_bytes(usable_start, self.base.get()) }
+    }
+}
+
+/// Bytes from `top` down to the lowest non-zero word in `low..top`, which
+/// must be page-aligned, readable memory of a private anonymous mapping.
+/// Pages never touched are skipped without being read (`mincore`), so this
+/// costs little on a large, mostly unused stack.
+///
+/// # Safety
+/// `low..top` must be readable and not written by anyone meanwhile.
+unsafe fn used_bytes(low: usize, top: usize) -> usize {
+    let page = page_size();
+    let mut residency = [0u8; 256];
+    let mut first_touched = top;
+    let mut addr = low;
+    while addr < top {
+        let pages = ((top - addr) / page).min(residency.len());
+        // SAFETY: a range of our mapping and a large enough vector.
+        let ret = unsafe {
+            libc::mincore(
+                addr as *mut _,
+                pages * page,
+                residency.as_mut_ptr() as *mut _,
+            )
+        };
+        if ret != 0 {
+            // Cannot tell which pages were touched: read them all.
+            first_touched = low;
+            break;
+        }
+        if let Some(i) = residency[..pages].iter().position(|&r| r & 1 != 0) {
+            first_touched = addr + i * page;
+            break;
+        }
+        addr += pages * page;
+    }
+    let word = core::mem::size_of::<usize>();
+    let mut p = first_touched;
+    while p < top {
+        // SAFETY: readable, aligned, and written by nobody meanwhile (caller).
+        if unsafe { core::ptr::read_volatile(p as *const usize) } != 0 {
+            return top - p;
+        }
+        p += word;
+    }
+    0
 }
 
 impl Default for DefaultStack {

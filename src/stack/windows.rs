@@ -235,3 +235,63 @@ unsafe impl Stack for DefaultStack {
         }
     }
 }
+
+impl DefaultStack {
+    /// Bytes of the stack that code has used: the part Windows has
+    /// committed as the stack grew, so a whole number of pages (at least
+    /// one). This is the high-water mark of everything that ran on the stack
+    /// since it was allocated.
+    ///
+    /// ```
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// let stack = DefaultStack::new(256 * 1024).unwrap();
+    /// let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+    ///     let big = std::hint::black_box([1u8; 64 * 1024]);
+    ///     big[100]
+    /// });
+    /// assert_eq!(coroutine.resume(()).as_return(), Some(1));
+    /// assert!(coroutine.into_stack().high_water_mark() >= 64 * 1024);
+    /// ```
+    pub fn high_water_mark(&self) -> usize {
+        self.base.get() - self.stack_limit
+    }
+}
+
+/// Stacks for [`StackPool`](super::StackPool): on Windows, one reservation
+/// each (a reservation cannot hold several growable stacks).
+pub(crate) type PoolStack = DefaultStack;
+
+/// Hands out the pool's stacks.
+pub(crate) struct StackSource {
+    stack_size: usize,
+}
+
+impl StackSource {
+    pub(crate) fn new(stack_size: usize, _stacks_per_slab: usize) -> io::Result<Self> {
+        if stack_size < MIN_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
+            ));
+        }
+        Ok(StackSource { stack_size })
+    }
+
+    pub(crate) fn allocate(&mut self) -> io::Result<DefaultStack> {
+        DefaultStack::new(self.stack_size)
+    }
+
+    /// Zeroes the stack: Windows has no cheap way to zero committed memory
+    /// in place, so a fresh reservation replaces it.
+    pub(crate) fn scrub(&self, stack: &mut DefaultStack) -> io::Result<()> {
+        *stack = DefaultStack::new(self.stack_size)?;
+        Ok(())
+    }
+}
+
+/// Guard pages are never lightweight (page-table markers) on Windows.
+pub(crate) fn guards_are_lightweight() -> bool {
+    false
+}

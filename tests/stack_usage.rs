@@ -1,0 +1,107 @@
+//! `Yielder::remaining_stack` and `Yielder::maybe_grow`.
+#![cfg(feature = "default-stack")]
+
+use std::hint::black_box;
+
+use stackswitch::stack::DefaultStack;
+use stackswitch::{on_stack, Coroutine, CoroutineResult, Yielder};
+
+#[inline(never)]
+fn remaining_below_a_16k_frame(yielder: &Yielder<(), usize>) -> usize {
+    let frame = black_box([1u8; 16 * 1024]);
+    yielder.remaining_stack() + frame[0] as usize - 1
+}
+
+#[test]
+fn remaining_stack_counts_down_from_the_stack_size() {
+    let stack = DefaultStack::new(128 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), usize>, ()| {
+        let top = yielder.remaining_stack();
+        yielder.suspend(top);
+        let deeper = remaining_below_a_16k_frame(yielder);
+        yielder.suspend(deeper);
+        yielder.remaining_stack()
+    });
+    let top = coroutine.resume(()).as_yield().unwrap();
+    // The limit includes the guard page; the top holds the header and a
+    // few frames.
+    assert!(top > 120 * 1024 && top <= 132 * 1024, "{top}");
+    let deeper = coroutine.resume(()).as_yield().unwrap();
+    assert!(deeper + 16 * 1024 <= top, "{deeper} vs {top}");
+    assert!(deeper + 64 * 1024 > top, "{deeper} vs {top}");
+    // Back at the same depth: the same answer (it is TLS-free and needs no
+    // bookkeeping on switches).
+    assert_eq!(coroutine.resume(()), CoroutineResult::Return(top));
+}
+
+#[test]
+fn remaining_stack_is_zero_on_a_foreign_stack() {
+    let mut coroutine = Coroutine::new(|yielder: &Yielder<(), ()>, ()| {
+        let mut other = DefaultStack::new(64 * 1024).unwrap();
+        on_stack(&mut other, || yielder.remaining_stack())
+    });
+    assert_eq!(coroutine.resume(()), CoroutineResult::Return(0));
+}
+
+/// Recursion of about 600 bytes per level, growing when under 32 KiB is
+/// left, suspending at the bottom with how many segments the bottom is on.
+fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
+    let frame = black_box([n; 64]);
+    if n == 0 {
+        yielder.suspend(yielder.remaining_stack() as u64);
+        return frame[0];
+    }
+    yielder.maybe_grow(32 * 1024, 256 * 1024, || deep(yielder, n - 1)) + frame[1] - n + 1
+}
+
+#[test]
+fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
+    // 50,000 levels need ~30 MiB: a 64 KiB stack overflows without growing.
+    let stack = DefaultStack::new(64 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), u64>, ()| {
+        deep(yielder, 50_000)
+    });
+    let remaining_at_bottom = coroutine.resume(()).as_yield().unwrap();
+    // At the bottom, on a 256 KiB segment, with at least the red zone minus
+    // one level left.
+    assert!(remaining_at_bottom > 16 * 1024 && remaining_at_bottom < 272 * 1024);
+    assert_eq!(coroutine.resume(()), CoroutineResult::Return(50_000));
+}
+
+#[cfg(feature = "unwind")]
+#[test]
+fn a_coroutine_suspended_on_grown_segments_unwinds_when_dropped() {
+    use std::rc::Rc;
+    let alive = Rc::new(());
+    let witness = Rc::clone(&alive);
+    let mut coroutine = Coroutine::new(move |yielder: &Yielder<(), u64>, ()| {
+        let _witness = witness;
+        deep(yielder, 5_000)
+    });
+    assert!(coroutine.resume(()).as_yield().is_some());
+    assert_eq!(Rc::strong_count(&alive), 2);
+    drop(coroutine);
+    assert_eq!(Rc::strong_count(&alive), 1);
+}
+
+#[cfg(feature = "unwind")]
+#[test]
+fn a_panic_on_a_grown_segment_reaches_the_coroutine_with_its_bounds_restored() {
+    let stack = DefaultStack::new(64 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {
+        let before = yielder.remaining_stack();
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // A red zone larger than the stack forces a new segment.
+            yielder.maybe_grow(1 << 30, 64 * 1024, || {
+                assert!(yielder.remaining_stack() > 32 * 1024);
+                panic!("on the segment")
+            })
+        }));
+        assert!(caught.is_err());
+        let after = yielder.remaining_stack();
+        assert!(before.abs_diff(after) < 1024, "{before} vs {after}");
+        after
+    });
+    let left = coroutine.resume(()).as_return().unwrap();
+    assert!(left > 32 * 1024 && left <= 68 * 1024, "{left}");
+}
