@@ -68,7 +68,9 @@ unsafe extern "C" fn on_fault(signal: i32, info: *mut libc::siginfo_t, uc: *mut 
             // before returning.
             unsafe {
                 let regs = if PANIC_IN_RECOVERY.with(Cell::get) {
-                    handler.setup_trap_handler(move || panic!("recovered fault near {:#x}", addr & !0xfff))
+                    handler.setup_trap_handler(move || {
+                        panic!("recovered fault near {:#x}", addr & !0xfff)
+                    })
                 } else {
                     handler.setup_trap_handler(move || Outcome::Faulted(addr))
                 };

@@ -87,7 +87,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word (the header frame H) below the stack base.
-const LINK: usize = 32;
+pub const LINK: usize = 32;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `bctrl`
 /// with r3 = argument, r4 = fresh context C, r5 = link address (H), r1 = the

@@ -81,7 +81,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 8;
+pub const LINK: usize = 8;
 
 /// Size of the register save area a caller provides.
 const SAVE_AREA: usize = 160;

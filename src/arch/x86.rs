@@ -86,7 +86,7 @@ pub struct TrapHandlerRegs {
 }
 
 /// Offset of the link word below the stack base.
-const LINK: usize = 8;
+pub const LINK: usize = 8;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `call`
 /// with eax = argument, ecx = fresh sp, edx = link address; still on the

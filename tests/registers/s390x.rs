@@ -4,7 +4,8 @@
 use std::arch::naked_asm;
 
 pub const REGISTERS: &[&str] = &[
-    "r6", "r7", "r8", "r9", "r10", "r11", "r12", "r13", "f8", "f9", "f10", "f11", "f12", "f13", "f14", "f15",
+    "r6", "r7", "r8", "r9", "r10", "r11", "r12", "r13", "f8", "f9", "f10", "f11", "f12", "f13",
+    "f14", "f15",
 ];
 
 /// See `registers.rs`. r2 = seed, r3 = f, r4 = data, r5 = after.
