@@ -119,3 +119,16 @@ fn fixed_programs_match_the_model() {
         }
     }
 }
+
+/// The fuzz target's body (`fuzz/fuzz_targets/programs.rs`) over inputs of
+/// every length, so it runs wherever the tests run, without cargo-fuzz.
+#[test]
+fn fuzz_body_accepts_any_bytes() {
+    let mut rng = Rng::new(0xf022);
+    for len in 0..512 {
+        let data: Vec<u8> = (0..len)
+            .map(|_| stress::program::Source::below(&mut rng, 256) as u8)
+            .collect();
+        stress::check_bytes(&data);
+    }
+}
