@@ -40,6 +40,8 @@ if wants host; then
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
+    # Random programs against a model, a signal storm, and fuzzing.
+    run_checked "stress" ci/stress.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches || fail
 fi
 
