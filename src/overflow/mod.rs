@@ -182,15 +182,15 @@ mod tests {
     #[test]
     fn the_report_names_the_thread_and_the_ranges() {
         let stack = Overflowed {
-            guard_start: 0x7f00_0000_0000,
-            guard_end: 0x7f00_0000_1000,
-            stack_base: 0x7f00_0001_1000,
+            guard_start: 0x7f00_0000,
+            guard_end: 0x7f00_1000,
+            stack_base: 0x7f01_1000,
         };
         let message = report(b"worker", stack);
         assert_eq!(
             core::str::from_utf8(message.as_bytes()).unwrap(),
-            "\nthread 'worker' overflowed a coroutine stack (guard page at 0x7f0000000000, \
-             stack 0x7f0000001000-0x7f0000011000)\n"
+            "\nthread 'worker' overflowed a coroutine stack (guard page at 0x7f000000, \
+             stack 0x7f001000-0x7f011000)\n"
         );
         assert_eq!(
             report(
