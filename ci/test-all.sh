@@ -45,6 +45,8 @@ if wants host; then
     # A corosensei program, unchanged, against stackswitch.
     run_checked "migration from corosensei" ci/migration.sh || fail
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
+    # Random programs against a model, a signal storm, and fuzzing.
+    run_checked "stress" ci/stress.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches --bins || fail
     run_checked "bench smoke (icount under callgrind)" ci/bench-smoke.sh || fail
 fi

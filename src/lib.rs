@@ -175,6 +175,8 @@ mod arch;
 mod coroutine;
 pub mod future;
 mod generator;
+#[cfg(all(unix, feature = "default-stack"))]
+mod overflow;
 mod scoped;
 pub mod stack;
 pub mod trap;

@@ -13,6 +13,9 @@
 
 use core::marker::PhantomData;
 
+#[cfg(all(unix, feature = "default-stack"))]
+pub use crate::overflow::install_overflow_reporter;
+
 use crate::arch;
 pub use crate::arch::TrapHandlerRegs;
 use crate::coroutine::{move_to_stack_top, trap_entry};

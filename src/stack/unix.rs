@@ -22,6 +22,8 @@ pub struct DefaultStack {
     base: StackPointer,
     /// Length of the mapping, guard page included.
     mmap_len: usize,
+    /// Its guard page's entry for the overflow reporter, if that is on.
+    overflow_registration: crate::overflow::Registration,
 }
 
 // SAFETY: the stack is plain memory that this value owns exclusively.
@@ -82,15 +84,19 @@ impl DefaultStack {
             return Err(io::Error::last_os_error());
         }
         // From here on, dropping `stack` unmaps the memory.
-        let stack = DefaultStack {
+        let mut stack = DefaultStack {
             // SAFETY: mmap never returns a mapping at address zero here.
             base: unsafe { StackPointer::new_unchecked(mapping as usize + mmap_len) },
             mmap_len,
+            overflow_registration: crate::overflow::Registration::none(),
         };
         // SAFETY: the guard page is the first page of our own mapping.
         if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
             return Err(io::Error::last_os_error());
         }
+        let guard = mapping as usize;
+        stack.overflow_registration =
+            crate::overflow::register(guard, guard + page, stack.base.get());
         Ok(stack)
     }
 }
@@ -182,6 +188,7 @@ impl Default for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
+        crate::overflow::unregister(&self.overflow_registration);
         // SAFETY: this is exactly the mapping made in `new`, and nothing runs
         // on it any more (coroutines borrow or own their stack).
         unsafe {

@@ -1,0 +1,111 @@
+//! `trap::install_overflow_reporter`: a coroutine that overflows its stack
+//! says so on stderr, and the process still dies of the fault. Each case
+//! runs in a child process (this test binary again).
+#![cfg(all(unix, feature = "default-stack"))]
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Output;
+
+use stackswitch::stack::{DefaultStack, Stack};
+use stackswitch::{Coroutine, Yielder};
+
+mod common;
+
+const CHILD: &str = "STACKSWITCH_OVERFLOW_CHILD";
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    black_box(&frame);
+    recurse_forever(depth + 1) + frame[31]
+}
+
+/// In the child: overflows a coroutine stack, first printing where its
+/// guard page is for the parent to compare.
+fn overflow_a_coroutine() {
+    stackswitch::trap::install_overflow_reporter().unwrap();
+    let stack = DefaultStack::new(64 * 1024).unwrap();
+    eprintln!(
+        "expect: guard below {:#x}, base {:#x}",
+        stack.limit().get(),
+        stack.base().get()
+    );
+    let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| recurse_forever(0));
+    coroutine.resume(());
+}
+
+fn run_child(test: &str) -> Output {
+    common::this_test_binary()
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap()
+}
+
+fn in_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+/// The child died of SIGSEGV (or SIGBUS) after reporting the overflow of
+/// the stack it announced, on a thread of the given name.
+fn assert_reported(output: &Output, thread: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.signal(), Some(libc::SIGSEGV | libc::SIGBUS)),
+        "child should die of the fault, got {:?}; stderr:\n{stderr}",
+        output.status
+    );
+    let expect = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("expect: guard below "))
+        .unwrap_or_else(|| panic!("child did not announce its stack; stderr:\n{stderr}"));
+    let (limit, base) = expect.split_once(", base ").unwrap();
+    let wanted =
+        format!("thread '{thread}' overflowed a coroutine stack (guard page at {limit}, stack ");
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with(&wanted))
+        .unwrap_or_else(|| panic!("no report of the overflow; stderr:\n{stderr}"));
+    assert!(
+        line.ends_with(&format!("-{base})")),
+        "wrong stack range in {line:?}"
+    );
+}
+
+#[test]
+fn overflow_on_a_named_thread_is_reported() {
+    if in_child() {
+        std::thread::Builder::new()
+            .name("overflower".into())
+            .spawn(overflow_a_coroutine)
+            .unwrap()
+            .join()
+            .unwrap();
+        return;
+    }
+    let output = run_child("overflow_on_a_named_thread_is_reported");
+    assert_reported(&output, "overflower");
+}
+
+#[test]
+fn other_faults_are_not_reported_and_still_kill() {
+    if in_child() {
+        stackswitch::trap::install_overflow_reporter().unwrap();
+        let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| {
+            // SAFETY: faults on purpose.
+            unsafe { std::ptr::read_volatile(black_box(0x20usize) as *const u64) }
+        });
+        coroutine.resume(());
+        return;
+    }
+    let output = run_child("other_faults_are_not_reported_and_still_kill");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGSEGV),
+        "stderr:\n{stderr}"
+    );
+    assert!(!stderr.contains("overflowed"), "stderr:\n{stderr}");
+}
