@@ -32,6 +32,7 @@
 /// straight out of this asm, so it is marked `may_unwind`. The operand list
 /// must end with a comma. (An arch may use it for `suspend` too, where
 /// `may_unwind` is merely unused.)
+#[allow(unused_macros)] // The Windows files do not use it (no `asm-unwind` there).
 macro_rules! resume_asm {
     ($($body:tt)*) => {
         #[cfg(feature = "asm-unwind")]

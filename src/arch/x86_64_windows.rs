@@ -74,6 +74,11 @@
 //! A switch is asymmetric: `resume` enters with `call` and the coroutine
 //! leaves with `ret`, so the return-stack predictor stays in step.
 
+// A panic unwinding straight through the switch would leave the TEB
+// describing the coroutine's stack; panics cross as values here instead.
+#[cfg(feature = "asm-unwind")]
+compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
+
 use core::arch::{asm, naked_asm};
 
 use crate::stack::{StackPointer, StackTebFields};

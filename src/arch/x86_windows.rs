@@ -76,6 +76,11 @@
 //!
 //! DWARF register numbers used below (i386): ebp 5, esi 6, eip 8.
 
+// A panic unwinding straight through the switch would leave the TEB
+// describing the coroutine's stack; panics cross as values here instead.
+#[cfg(feature = "asm-unwind")]
+compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
+
 use core::arch::{asm, naked_asm};
 
 use crate::stack::{StackPointer, StackTebFields};
