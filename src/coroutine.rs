@@ -840,7 +840,8 @@ impl<Input, Yield> Yielder<Input, Yield> {
 /// use stackswitch::on_stack;
 /// use stackswitch::stack::DefaultStack;
 ///
-/// let mut stack = DefaultStack::new(128 * 1024).unwrap();
+/// // Unoptimised frames are large on some CPUs (s390x): give it room.
+/// let mut stack = DefaultStack::new(1024 * 1024).unwrap();
 /// let depth = on_stack(&mut stack, || {
 ///     fn recurse(n: u32) -> u32 { if n == 0 { 0 } else { 1 + recurse(n - 1) } }
 ///     recurse(1000)

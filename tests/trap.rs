@@ -1,120 +1,70 @@
-//! Recovery from real faults inside a coroutine: a SIGSEGV/SIGBUS handler on
-//! an alternate signal stack redirects the faulting coroutine with
-//! `CoroutineTrapHandler::setup_trap_handler`.
-//!
-//! The per-CPU part (reading the stack pointer from a `ucontext_t` and
-//! writing `TrapHandlerRegs` into it) is in `trap/<arch>.rs`.
-#![cfg(all(unix, feature = "default-stack"))]
+//! Recovery from real faults inside a coroutine: a fault handler (a signal
+//! handler on Unix, a vectored exception handler on Windows, in
+//! `trap/<platform>.rs`) redirects the faulting coroutine with
+//! `CoroutineTrapHandler::setup_trap_handler`, through the `TrapHandlerRegs`
+//! of the CPU (`trap/<arch>.rs` on Unix).
+#![cfg(feature = "default-stack")]
 
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::Once;
 
 use stackswitch::stack::DefaultStack;
-use stackswitch::trap::CoroutineTrapHandler;
+use stackswitch::trap::{CoroutineTrapHandler, TrapHandlerRegs};
 use stackswitch::{Coroutine, CoroutineResult, Yielder};
 
 mod common;
 
-#[cfg(target_arch = "x86_64")]
-#[path = "trap/x86_64.rs"]
-mod context;
-#[cfg(target_arch = "riscv64")]
-#[path = "trap/riscv64.rs"]
-mod context;
-#[cfg(target_arch = "loongarch64")]
-#[path = "trap/loongarch64.rs"]
-mod context;
-#[cfg(target_arch = "arm")]
-#[path = "trap/arm.rs"]
-mod context;
-#[cfg(target_arch = "aarch64")]
-#[path = "trap/aarch64.rs"]
-mod context;
-#[cfg(target_arch = "x86")]
-#[path = "trap/x86.rs"]
-mod context;
-#[cfg(target_arch = "powerpc64")]
-#[path = "trap/powerpc64.rs"]
-mod context;
-#[cfg(target_arch = "s390x")]
-#[path = "trap/s390x.rs"]
-mod context;
+#[cfg(unix)]
+#[path = "trap/unix.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "trap/windows.rs"]
+mod platform;
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
     Finished(u64),
-    /// Recovered from a fault at this address.
+    /// Recovered from a fault on the coroutine's own stack (its guard page).
+    Overflowed,
+    /// Recovered from a fault at this address, elsewhere.
     Faulted(usize),
 }
 
 thread_local! {
-    /// The coroutine this thread is running, for the signal handler.
+    /// The coroutine this thread is running, for the fault handler.
     static RUNNING: Cell<Option<CoroutineTrapHandler<Outcome>>> = const { Cell::new(None) };
     /// Makes the recovery closure panic instead of returning.
     static PANIC_IN_RECOVERY: Cell<bool> = const { Cell::new(false) };
 }
 
-unsafe extern "C" fn on_fault(signal: i32, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    let uc = uc as *mut libc::ucontext_t;
-    // SAFETY: the kernel passes a valid ucontext and siginfo to an
-    // SA_SIGINFO handler.
-    let (sp, addr) = unsafe { (context::stack_pointer(uc), (*info).si_addr() as usize) };
-    match RUNNING.with(Cell::get) {
-        Some(handler) if handler.stack_ptr_in_bounds(sp) => {
-            // SAFETY: the fault happened in this thread's running coroutine,
-            // whose body owns nothing, and the registers are written back
-            // before returning.
-            unsafe {
-                let regs = if PANIC_IN_RECOVERY.with(Cell::get) {
-                    handler.setup_trap_handler(move || {
-                        panic!("recovered fault near {:#x}", addr & !0xfff)
-                    })
-                } else {
-                    handler.setup_trap_handler(move || Outcome::Faulted(addr))
-                };
-                context::redirect(uc, &regs);
-            }
-        }
-        // Not ours: restore the default action; the fault repeats and kills
-        // the process with the right signal.
-        // SAFETY: plain libc calls.
-        _ => unsafe {
-            libc::signal(signal, libc::SIG_DFL);
-        },
+/// The fault handlers' common part: if the fault (`outcome`, with the
+/// interrupted stack pointer `sp`) happened in this thread's running
+/// coroutine, the registers that redirect it into a recovery closure.
+fn recovery_for(sp: usize, outcome: Outcome) -> Option<TrapHandlerRegs> {
+    let handler = RUNNING
+        .with(Cell::get)
+        .filter(|h| h.stack_ptr_in_bounds(sp))?;
+    // SAFETY: the fault happened in this thread's running coroutine, whose
+    // body owns nothing; the caller writes the registers back before the
+    // handler returns.
+    unsafe {
+        Some(if PANIC_IN_RECOVERY.with(Cell::get) {
+            handler.setup_trap_handler(move || panic!("recovered from {outcome:?}"))
+        } else {
+            handler.setup_trap_handler(move || outcome)
+        })
     }
 }
 
-/// Installs the handler once per process and an alternate signal stack for
-/// the current thread (a stack overflow leaves no stack to handle it on).
-fn prepare_thread() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        for signal in [libc::SIGSEGV, libc::SIGBUS] {
-            // SAFETY: installing a handler with a zeroed, then filled, sigaction.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_fault as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
-                libc::sigemptyset(&mut action.sa_mask);
-                assert_eq!(libc::sigaction(signal, &action, std::ptr::null_mut()), 0);
-            }
-        }
-    });
-    const ALT_STACK_SIZE: usize = 256 * 1024;
-    // Leaked on purpose: the thread may take a signal until it exits.
-    let alt = Box::leak(vec![0u8; ALT_STACK_SIZE].into_boxed_slice());
-    let stack = libc::stack_t {
-        ss_sp: alt.as_mut_ptr() as *mut libc::c_void,
-        ss_flags: 0,
-        ss_size: ALT_STACK_SIZE,
-    };
-    // SAFETY: `alt` lives forever.
-    assert_eq!(
-        unsafe { libc::sigaltstack(&stack, std::ptr::null_mut()) },
-        0
-    );
+/// Classifies a fault at `addr`: on the running coroutine's own stack (its
+/// guard page) or elsewhere.
+fn classify(addr: usize) -> Outcome {
+    match RUNNING.with(Cell::get) {
+        Some(handler) if handler.stack_ptr_in_bounds(addr) => Outcome::Overflowed,
+        // Some kernels (s390x) report the address rounded down to its page.
+        _ => Outcome::Faulted(addr & !0xfff),
+    }
 }
 
 /// Resumes `coroutine` with the trap handler published for this thread.
@@ -136,33 +86,61 @@ fn recurse_forever(depth: u64) -> u64 {
     recurse_forever(depth + 1) + frame[31]
 }
 
-#[test]
-fn stack_overflow_into_the_guard_page_is_recovered() {
-    prepare_thread();
-    let stack = DefaultStack::new(64 * 1024).unwrap();
-    let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
-        Outcome::Finished(recurse_forever(0))
-    });
-    match run_guarded(&mut coroutine, ()) {
-        CoroutineResult::Return(Outcome::Faulted(_)) => {}
-        other => panic!("expected a recovered overflow, got {other:?}"),
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 32];
+    black_box(&frame);
+    if depth == 0 {
+        0
+    } else {
+        recurse(depth - 1) + frame[31]
     }
-    assert!(coroutine.done());
+}
 
-    // The guard page still works: overflow the same stack again.
-    let stack = coroutine.into_stack();
-    let mut again = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
-        Outcome::Finished(recurse_forever(0))
+#[test]
+fn two_stack_overflows_in_a_row_are_recovered() {
+    platform::prepare_thread();
+    let mut stack = DefaultStack::new(64 * 1024).unwrap();
+    // The guard page still works after a recovery (on Windows: it is
+    // re-armed, as `_resetstkoflw` does).
+    for _ in 0..2 {
+        let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+            Outcome::Finished(recurse_forever(0))
+        });
+        assert_eq!(
+            run_guarded(&mut coroutine, ()),
+            CoroutineResult::Return(Outcome::Overflowed)
+        );
+        assert!(coroutine.done());
+        stack = coroutine.into_stack();
+    }
+    // And the stack is still good for ordinary use.
+    let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+        Outcome::Finished(recurse(100))
     });
     assert!(matches!(
-        run_guarded(&mut again, ()),
-        CoroutineResult::Return(Outcome::Faulted(_))
+        run_guarded(&mut coroutine, ()),
+        CoroutineResult::Return(Outcome::Finished(_))
     ));
 }
 
 #[test]
+fn overflow_after_suspending_is_recovered() {
+    platform::prepare_thread();
+    let mut coroutine = Coroutine::new(|y: &Yielder<(), ()>, ()| {
+        y.suspend(());
+        Outcome::Finished(recurse_forever(0))
+    });
+    assert_eq!(run_guarded(&mut coroutine, ()), CoroutineResult::Yield(()));
+    assert_eq!(
+        run_guarded(&mut coroutine, ()),
+        CoroutineResult::Return(Outcome::Overflowed)
+    );
+}
+
+#[test]
 fn bad_address_is_recovered_after_suspending() {
-    prepare_thread();
+    platform::prepare_thread();
     const BAD: usize = 0x18;
     let mut coroutine = Coroutine::new(|yielder: &Yielder<u64, u64>, x: u64| {
         let y = yielder.suspend(x + 1);
@@ -171,19 +149,17 @@ fn bad_address_is_recovered_after_suspending() {
         Outcome::Finished(y + value)
     });
     assert_eq!(run_guarded(&mut coroutine, 1), CoroutineResult::Yield(2));
-    match run_guarded(&mut coroutine, 5) {
-        // Some kernels (s390x) report the fault address rounded down to
-        // its page.
-        CoroutineResult::Return(Outcome::Faulted(addr)) => assert_eq!(addr & !0xfff, BAD & !0xfff),
-        other => panic!("expected a recovered fault, got {other:?}"),
-    }
+    assert_eq!(
+        run_guarded(&mut coroutine, 5),
+        CoroutineResult::Return(Outcome::Faulted(BAD & !0xfff))
+    );
     assert!(coroutine.done());
 }
 
 #[cfg(feature = "unwind")]
 #[test]
 fn a_panic_in_the_recovery_closure_reaches_the_parent() {
-    prepare_thread();
+    platform::prepare_thread();
     PANIC_IN_RECOVERY.with(|p| p.set(true));
     let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| {
         // SAFETY: faults on purpose.
@@ -198,7 +174,7 @@ fn a_panic_in_the_recovery_closure_reaches_the_parent() {
     let payload = result.unwrap_err();
     assert_eq!(
         payload.downcast_ref::<String>().map(String::as_str),
-        Some("recovered fault near 0x0")
+        Some("recovered from Faulted(0)")
     );
     assert!(coroutine.done());
 }
@@ -207,7 +183,7 @@ fn a_panic_in_the_recovery_closure_reaches_the_parent() {
 fn faults_outside_coroutines_are_not_swallowed() {
     const CHILD: &str = "STACKSWITCH_TRAP_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        prepare_thread();
+        platform::prepare_thread();
         // Outside any coroutine: the handler must give up and let it kill us.
         // SAFETY: faults on purpose.
         unsafe { std::ptr::read_volatile(black_box(0x20usize) as *const u64) };
@@ -224,6 +200,8 @@ fn faults_outside_coroutines_are_not_swallowed() {
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGSEGV));
+    assert!(
+        platform::died_of_a_fault(&status),
+        "the fault was swallowed: {status:?}"
+    );
 }
