@@ -9,7 +9,7 @@ if ! command -v valgrind >/dev/null; then
     apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends valgrind
 fi
 cargo build --release -p stackswitch-bench --bin icount
-icount=target/release/icount
+icount=${CARGO_TARGET_DIR:-target}/release/icount
 
 instructions() {
     valgrind --tool=callgrind --callgrind-out-file=/dev/null "$icount" "$@" 2>&1 |

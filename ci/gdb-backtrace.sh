@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v gdb >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends gdb >/dev/null; }
 cargo build -q --example basic "$@"
-dir=target/debug; [[ " $* " == *" --release "* ]] && dir=target/release
+dir=${CARGO_TARGET_DIR:-target}/debug; [[ " $* " == *" --release "* ]] && dir=${CARGO_TARGET_DIR:-target}/release
 line=$(grep -n 'yielding {}' examples/basic.rs | cut -d: -f1)
 out=$(gdb -batch -nx -ex "break basic.rs:$line" -ex run -ex bt "$dir/examples/basic" 2>&1)
 printf '%s\n' "$out" | grep -E '^#' | sed 's/^/    /'
