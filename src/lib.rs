@@ -51,6 +51,8 @@
 //! - `asm-unwind` (nightly only): panics unwind directly through the
 //!   context switch instead of being caught at the coroutine's root and
 //!   re-raised. Implies `unwind`.
+//! - `sanitizer` (nightly only): in builds with `-Zsanitizer=address` or
+//!   `-Zsanitizer=thread`, tells the sanitizer about every stack switch.
 //!
 //! With all features off the crate is `#![no_std]`; bring your own
 //! [`stack::Stack`].
@@ -62,6 +64,7 @@
 
 #![no_std]
 #![cfg_attr(feature = "asm-unwind", feature(asm_unwind))]
+#![cfg_attr(feature = "sanitizer", feature(cfg_sanitize, thread_local))]
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 #[cfg(any(feature = "default-stack", feature = "unwind"))]
@@ -72,6 +75,7 @@ mod arch;
 mod coroutine;
 pub mod future;
 mod generator;
+mod sanitizer;
 mod scoped;
 pub mod stack;
 pub mod trap;

@@ -20,8 +20,9 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// when dropped; real code needs more. It depends on the target, because
 /// unwinding does: 4 KiB on x86-64 Linux; more where the system unwinder's
 /// frames are large (RISC-V's tracks 66 registers) or where raising an
-/// exception puts several CPU context records on the stack (Windows SEH).
-pub const MIN_STACK_SIZE: usize = crate::arch::MIN_STACK_SIZE;
+/// exception puts several CPU context records on the stack (Windows SEH),
+/// and under a sanitizer, whose instrumentation makes frames larger.
+pub const MIN_STACK_SIZE: usize = crate::sanitizer::min_stack_size(crate::arch::MIN_STACK_SIZE);
 
 /// Memory a coroutine can run on.
 ///
@@ -101,6 +102,8 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 
 #[cfg(all(feature = "default-stack", unix))]
 mod unix;
+#[cfg(all(feature = "default-stack", unix))]
+mod valgrind;
 #[cfg(all(feature = "default-stack", unix))]
 pub use self::unix::DefaultStack;
 #[cfg(all(feature = "default-stack", windows))]
