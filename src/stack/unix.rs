@@ -4,6 +4,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::io;
 
+use super::valgrind;
 use super::{Stack, StackPointer, MIN_STACK_SIZE};
 
 /// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
@@ -19,6 +20,8 @@ pub struct DefaultStack {
     base: StackPointer,
     /// Length of the mapping, guard page included.
     mmap_len: usize,
+    /// The id Valgrind gave the stack (0 when not running under Valgrind).
+    valgrind_id: usize,
 }
 
 // SAFETY: the stack is plain memory that this value owns exclusively.
@@ -83,6 +86,7 @@ impl DefaultStack {
             // SAFETY: mmap never returns a mapping at address zero here.
             base: unsafe { StackPointer::new_unchecked(mapping as usize + mmap_len) },
             mmap_len,
+            valgrind_id: valgrind::register_stack(mapping as usize, mapping as usize + mmap_len),
         };
         // SAFETY: the guard page is the first page of our own mapping.
         if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
@@ -104,6 +108,7 @@ impl Default for DefaultStack {
 
 impl Drop for DefaultStack {
     fn drop(&mut self) {
+        valgrind::deregister_stack(self.valgrind_id);
         // SAFETY: this is exactly the mapping made in `new`, and nothing runs
         // on it any more (coroutines borrow or own their stack).
         unsafe {
