@@ -11,6 +11,7 @@ use core::mem::{self, ManuallyDrop};
 use core::ptr;
 
 use crate::arch;
+use crate::sanitizer::{self, CoroutineFiber};
 #[cfg(feature = "default-stack")]
 use crate::stack::DefaultStack;
 use crate::stack::{self, StackPointer, STACK_ALIGNMENT};
@@ -134,6 +135,9 @@ macro_rules! coroutine_struct {
             context: usize,
             /// The context before the first resume, to answer `started`.
             fresh_context: usize,
+            /// What sanitizers know about the coroutine (nothing without
+            /// the `sanitizer` feature).
+            fiber: CoroutineFiber,
             marker: PhantomData<(fn(Input) -> CoroutineResult<Yield, Return>, *mut ())>,
         }
     };
@@ -232,6 +236,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                 // whose layout is a `Yielder`'s; a non-null `arg` points at the
                 // parent's `Input`, handed over by this switch.
                 unsafe {
+                    sanitizer::coroutine_entered();
                     let func = ptr::read(data as *mut F);
                     let yielder = &*(link as *const Yielder<Input, Yield>);
                     let result = unwind::catch_at_root(|| {
@@ -244,6 +249,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                         }
                     });
                     let mut exit = ManuallyDrop::new(Exit::from_root(result));
+                    sanitizer::exiting();
                     arch::exit(&mut exit as *mut _ as usize, link)
                 }
             }
@@ -258,6 +264,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
             Coroutine {
+                fiber: CoroutineFiber::new(stack.limit(), stack.base()),
                 stack: ManuallyDrop::new(stack),
                 context,
                 fresh_context: context,
@@ -334,8 +341,14 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         self.context = RUNNING;
         let guard = FinishOnUnwind(&mut self.context);
         // SAFETY: as above; the state is RUNNING for the duration, so no
-        // other resume of it can start.
-        let (arg, next) = unsafe { arch::resume(arg, sp, base) };
+        // other resume of it can start. The sanitizer hooks bracket the
+        // switch, and `self.fiber` stays put while `self` is borrowed.
+        let (arg, next) = unsafe {
+            let token = sanitizer::resuming(&mut self.fiber);
+            let switched = arch::resume(arg, sp, base);
+            sanitizer::resumed_back(token);
+            switched
+        };
         mem::forget(guard);
         self.context = next;
         if next != DONE {
@@ -516,6 +529,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
+            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -548,6 +562,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
+            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }
@@ -684,7 +699,12 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // `Yielder` cannot leave its stack: it is neither Send nor Sync, and
         // `on_parent_stack` needs a Send closure), and its parent is blocked
         // in `resume`, which takes ownership of `val`.
-        let arg = unsafe { arch::suspend(&mut *val as *mut Yield as usize, self.link.as_ptr()) };
+        let arg = unsafe {
+            sanitizer::suspending();
+            let arg = arch::suspend(&mut *val as *mut Yield as usize, self.link.as_ptr());
+            sanitizer::resumed_in_coroutine();
+            arg
+        };
         if arg == UNWIND_REQUEST {
             unwind::start_forced_unwind();
         }
@@ -827,8 +847,8 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // SAFETY: the link holds the parent's stack pointer while we run.
         let top = unsafe { arch::parent_stack_top(self.link.get()) };
         // SAFETY: below that point the parent's stack is free until we
-        // switch back to it.
-        unsafe { call_on_stack_top(top, f) }
+        // switch back to it; we run in a coroutine, which has a parent.
+        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(), f) }
     }
 }
 
@@ -854,12 +874,16 @@ where
 {
     // SAFETY: the stack is ours for the duration of the call and its base is
     // aligned by contract.
-    unsafe { call_on_stack_top(stack::call_top(&stack), f) }
+    unsafe {
+        let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
+        call_on_stack_top(stack::call_top(&stack), bounds, f)
+    }
 }
 
 /// # Safety
-/// The memory below `top` must be free stack for the duration of the call.
-unsafe fn call_on_stack_top<F, R>(top: StackPointer, f: F) -> R
+/// The memory below `top` must be free stack for the duration of the call,
+/// within the stack `bounds`.
+unsafe fn call_on_stack_top<F, R>(top: StackPointer, bounds: sanitizer::StackBounds, f: F) -> R
 where
     F: FnOnce() -> R,
 {
@@ -875,9 +899,11 @@ where
         {
             // SAFETY: `data` is the Slot below, holding `func` until now.
             unsafe {
+                let caller = sanitizer::stack_call_entered();
                 let slot = &mut *(data as *mut Slot<F, R>);
                 let func = ManuallyDrop::take(&mut slot.func);
                 slot.result = ManuallyDrop::new(unwind::catch_at_root(func));
+                sanitizer::stack_call_leaving(caller);
             }
         }
     }
@@ -886,9 +912,12 @@ where
         func: ManuallyDrop::new(f),
     };
     let run: StackCallFn = run_slot::<F, R>;
-    // SAFETY: `run_slot` replaces `func` with `result` before returning.
+    // SAFETY: `run_slot` replaces `func` with `result` before returning; the
+    // sanitizer hooks bracket the switches.
     unsafe {
+        let token = sanitizer::calling_on_stack(bounds);
         arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run);
+        sanitizer::stack_call_returned(token);
         unwind::rethrow(ManuallyDrop::into_inner(slot.result))
     }
 }
@@ -903,9 +932,11 @@ root_fn! {
         // SAFETY: `setup_trap_handler` moved an F to `data`; the link is the
         // trapped coroutine's, whose parent is still blocked in `resume`.
         unsafe {
+            sanitizer::trapped(data as usize);
             let func = ptr::read(data as *mut F);
             let result = unwind::catch_at_root(|| Some(func()));
             let mut exit = ManuallyDrop::new(Exit::from_root(result));
+            sanitizer::exiting();
             arch::exit(&mut exit as *mut _ as usize, link)
         }
     }

@@ -131,6 +131,8 @@
 //! - `asm-unwind` (nightly only): panics unwind directly through the
 //!   context switch instead of being caught at the coroutine's root and
 //!   re-raised. Implies `unwind`.
+//! - `sanitizer` (nightly only): in builds with `-Zsanitizer=address` or
+//!   `-Zsanitizer=thread`, tells the sanitizer about every stack switch.
 //!
 //! With all features off the crate is `#![no_std]`; bring your own
 //! [`stack::Stack`].
@@ -166,6 +168,7 @@
 #![cfg_attr(target_arch = "powerpc64", feature(asm_experimental_arch))]
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(feature = "sanitizer", feature(cfg_sanitize, thread_local))]
 
 #[cfg(any(feature = "default-stack", feature = "unwind"))]
 extern crate std;
@@ -177,6 +180,7 @@ pub mod future;
 mod generator;
 #[cfg(all(unix, feature = "default-stack"))]
 mod overflow;
+mod sanitizer;
 mod scoped;
 pub mod stack;
 pub mod trap;

@@ -26,7 +26,8 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// when dropped; real code needs more. It depends on the target, because
 /// unwinding does: 4 KiB on x86-64 Linux; more where the system unwinder's
 /// frames are large (RISC-V's tracks 66 registers) or where raising an
-/// exception puts several CPU context records on the stack (Windows SEH).
+/// exception puts several CPU context records on the stack (Windows SEH),
+/// and under a sanitizer, whose instrumentation makes frames larger.
 ///
 /// ```
 /// use stackswitch::stack::{DefaultStack, MIN_STACK_SIZE};
@@ -36,7 +37,7 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// let mut coroutine = Coroutine::<(), (), u32>::with_stack(tiny, |_, ()| 1 + 1);
 /// assert_eq!(coroutine.resume(()).as_return(), Some(2));
 /// ```
-pub const MIN_STACK_SIZE: usize = crate::arch::MIN_STACK_SIZE;
+pub const MIN_STACK_SIZE: usize = crate::sanitizer::min_stack_size(crate::arch::MIN_STACK_SIZE);
 
 /// Memory a coroutine can run on.
 ///
@@ -119,6 +120,8 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
 use self::unix as sys;
+#[cfg(all(feature = "default-stack", unix))]
+mod valgrind;
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
 #[cfg(feature = "default-stack")]

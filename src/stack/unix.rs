@@ -4,6 +4,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::io;
 
+use super::valgrind;
 use super::{Stack, StackPointer, MIN_STACK_SIZE};
 
 mod slab;
@@ -24,6 +25,8 @@ pub struct DefaultStack {
     mmap_len: usize,
     /// Its guard page's entry for the overflow reporter, if that is on.
     overflow_registration: crate::overflow::Registration,
+    /// The id Valgrind gave the stack (0 when not running under Valgrind).
+    valgrind_id: usize,
 }
 
 // SAFETY: the stack is plain memory that this value owns exclusively.
@@ -89,6 +92,7 @@ impl DefaultStack {
             base: unsafe { StackPointer::new_unchecked(mapping as usize + mmap_len) },
             mmap_len,
             overflow_registration: crate::overflow::Registration::none(),
+            valgrind_id: valgrind::register_stack(mapping as usize, mapping as usize + mmap_len),
         };
         // SAFETY: the guard page is the first page of our own mapping.
         if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
@@ -189,6 +193,7 @@ impl Default for DefaultStack {
 impl Drop for DefaultStack {
     fn drop(&mut self) {
         crate::overflow::unregister(&self.overflow_registration);
+        valgrind::deregister_stack(self.valgrind_id);
         // SAFETY: this is exactly the mapping made in `new`, and nothing runs
         // on it any more (coroutines borrow or own their stack).
         unsafe {

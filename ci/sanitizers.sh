@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The test suite under AddressSanitizer and ThreadSanitizer (nightly), with
+# the `sanitizer` feature telling them about every stack switch. Fails if a
+# test fails or if a sanitizer reports anything at all, in the test binaries
+# or in the child processes some tests start (reports go to log files, so
+# that tests reading a child's stderr are not disturbed).
+#
+#   ci/sanitizers.sh              both
+#   ci/sanitizers.sh address      only ASan (or: thread)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source ci/lib.sh
+
+host=x86_64-unknown-linux-gnu
+if ! rustup toolchain list | grep -q '^nightly'; then
+    rustup toolchain install nightly --profile minimal
+fi
+# -Zbuild-std: the standard library must be instrumented too (rustc refuses
+# to mix sanitized and unsanitized crates).
+rustup component add --toolchain nightly rust-src
+
+sanitizers=("$@")
+[ ${#sanitizers[@]} -eq 0 ] && sanitizers=(address thread)
+
+# Tests that cannot pass under a sanitizer, with the reason:
+# - Locals whose address is taken live on ASan's fake stack (a heap-like
+#   area, for catching use-after-return), so these two tests, which check
+#   that a local is on a given stack, run in a second pass without it.
+fake_stack_sensitive=(on_stack_runs_a_closure_on_another_stack on_parent_stack_runs_on_the_parent_stack)
+# - Backtraces from inside a coroutine stop at its root frame under both
+#   sanitizers, with or without the `sanitizer` feature (an open issue: the
+#   runtime places thread stacks below the coroutine stacks, and unwinders
+#   reject the jump). The other CI steps cover them.
+unwinds_across=(walks_into_the_resumer backtrace_after_suspending_follows_the_latest_resumer
+    backtraces_cross_on_stack_and_on_parent_stack)
+
+skips() { local t; for t in "$@"; do printf -- '--skip %s ' "$t"; done; }
+
+status=0
+for sanitizer in "${sanitizers[@]}"; do
+    reports="$CI_LOG_DIR/sanitizer-$sanitizer"
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    # Every process writes its reports to $reports/report.<pid>; none may
+    # appear. Leak checking stays on; ci/lsan.supp lists the leaks tests
+    # make on purpose. use_sigaltstack=0: the trap tests install their own
+    # signal stack, which ASan would otherwise try to unmap at thread exit.
+    common="log_path=$reports/report:halt_on_error=1"
+    asan="$common:detect_leaks=1:use_sigaltstack=0:check_initialization_order=1:strict_init_order=1"
+    export LSAN_OPTIONS="suppressions=$PWD/ci/lsan.supp:print_suppressions=0"
+    export TSAN_OPTIONS="$common"
+    export RUSTFLAGS="-Zsanitizer=$sanitizer" RUSTDOCFLAGS="-Zsanitizer=$sanitizer"
+    cargo_test=(cargo +nightly test -Zbuild-std --target "$host" --features sanitizer
+        --target-dir "target/sanitizer-$sanitizer" --no-fail-fast)
+    start=$SECONDS
+    ASAN_OPTIONS="$asan:detect_stack_use_after_return=1" run_tests "$sanitizer sanitizer" \
+        "${cargo_test[@]}" -- $(skips "${unwinds_across[@]}" "${fake_stack_sensitive[@]}") || status=1
+    ASAN_OPTIONS="$asan:detect_stack_use_after_return=0" run_tests "$sanitizer sanitizer, no fake stack" \
+        "${cargo_test[@]}" --test coroutine -- "${fake_stack_sensitive[@]}" || status=1
+    if [ -n "$(ls -A "$reports")" ]; then
+        echo "FAILED: the $sanitizer sanitizer reported:"
+        for report in "$reports"/*; do
+            echo "--- $report"
+            head -n 60 "$report"
+        done
+        status=1
+    else
+        echo "    no $sanitizer sanitizer reports"
+    fi
+    echo "    $sanitizer sanitizer: $((SECONDS - start)) s"
+    unset ASAN_OPTIONS LSAN_OPTIONS TSAN_OPTIONS RUSTFLAGS RUSTDOCFLAGS
+done
+exit $status

@@ -1,0 +1,473 @@
+//! The sanitizer hooks with the `sanitizer` feature. Each sanitizer's calls
+//! live in its own submodule, which is empty unless the crate is built with
+//! that sanitizer (`-Zsanitizer=address`, `-Zsanitizer=thread`).
+//!
+//! ASan's protocol (`sanitizer/common_interface_defs.h`): before a switch,
+//! `__sanitizer_start_switch_fiber(&save, bottom, size)` names the stack
+//! being switched to and parks the current fiber's fake stack in `save`
+//! (a null `save` destroys it: the fiber will never run again); right after
+//! the switch, on the new stack, `__sanitizer_finish_switch_fiber(saved,
+//! &bottom_old, &size_old)` reinstates that stack's parked fake stack and
+//! reports the bounds of the stack just left.
+//!
+//! TSan's: each coroutine is a fiber (`__tsan_create_fiber`), and
+//! `__tsan_switch_to_fiber` is called just before every switch. Switching
+//! synchronises the two fibers, as a coroutine's hand-over does.
+
+use core::cell::Cell;
+use core::ffi::c_void;
+use core::ptr;
+
+use crate::stack::StackPointer;
+
+/// The smallest stack a coroutine can run and be unwound on. Under a
+/// sanitizer, instrumented frames are several times larger and the runtime
+/// itself runs on the stack (ASan's `__asan_handle_no_return`, called before
+/// every panic, overflowed 4 KiB; the test suite runs on 16 KiB).
+pub(crate) const fn min_stack_size(arch_min: usize) -> usize {
+    const SANITIZED_MIN: usize = 16 * 1024;
+    if cfg!(any(sanitize = "address", sanitize = "thread")) && arch_min < SANITIZED_MIN {
+        SANITIZED_MIN
+    } else {
+        arch_min
+    }
+}
+
+/// A stack's bounds as ASan takes them: lowest address and size.
+#[derive(Clone, Copy)]
+pub(crate) struct StackBounds {
+    bottom: *const c_void,
+    size: usize,
+}
+
+impl StackBounds {
+    const UNKNOWN: StackBounds = StackBounds {
+        bottom: ptr::null(),
+        size: 0,
+    };
+
+    #[inline]
+    pub(crate) fn new(limit: StackPointer, base: StackPointer) -> Self {
+        StackBounds {
+            bottom: limit.get() as *const c_void,
+            size: base.get() - limit.get(),
+        }
+    }
+
+    /// The stack of the running coroutine's parent.
+    ///
+    /// # Safety
+    /// Must run in a coroutine.
+    #[inline]
+    pub(crate) unsafe fn parent() -> Self {
+        // SAFETY: forwarded to the caller: a coroutine runs, so its parent
+        // set `CURRENT` in `resuming`.
+        unsafe { (*current()).parent }
+    }
+}
+
+/// Per-coroutine sanitizer state, kept in the `Coroutine`. The coroutine
+/// reaches it through `CURRENT` while it runs.
+pub(crate) struct CoroutineFiber {
+    /// The stack ASan last saw the coroutine run on (its own, unless it
+    /// suspended from inside `on_stack`).
+    stack: StackBounds,
+    /// The coroutine's fake stack while it is not running.
+    fake_stack: *mut c_void,
+    /// While the coroutine runs: its parent's stack and parked fake stack.
+    parent: StackBounds,
+    parent_fake_stack: *mut c_void,
+    /// The coroutine's TSan fiber, and its parent's while it runs.
+    tsan_fiber: *mut c_void,
+    parent_tsan_fiber: *mut c_void,
+}
+
+impl CoroutineFiber {
+    #[inline]
+    pub(crate) fn new(limit: StackPointer, base: StackPointer) -> Self {
+        CoroutineFiber {
+            stack: StackBounds::new(limit, base),
+            fake_stack: ptr::null_mut(),
+            parent: StackBounds::UNKNOWN,
+            parent_fake_stack: ptr::null_mut(),
+            // SAFETY: creating a fiber has no preconditions.
+            tsan_fiber: unsafe { tsan::create_fiber() },
+            parent_tsan_fiber: ptr::null_mut(),
+        }
+    }
+}
+
+/// The fiber state of the coroutine running on this thread, if any.
+#[thread_local]
+static CURRENT: Cell<*mut CoroutineFiber> = Cell::new(ptr::null_mut());
+
+#[inline]
+fn current() -> *mut CoroutineFiber {
+    CURRENT.get()
+}
+
+/// What the parent keeps across a resume: the fiber state of the
+/// coroutine it runs in (or null), to reinstate when the switch returns.
+pub(crate) struct ResumeToken {
+    fiber: *mut CoroutineFiber,
+    outer: *mut CoroutineFiber,
+}
+
+/// Parent side, just before switching into the coroutine that owns `fiber`.
+///
+/// # Safety
+/// The switch must follow, and `resumed_back` must be called right after it
+/// returns; `fiber` must stay in place until then.
+#[inline]
+pub(crate) unsafe fn resuming(fiber: &mut CoroutineFiber) -> ResumeToken {
+    let outer = CURRENT.replace(fiber);
+    // SAFETY: the switch into the coroutine follows.
+    unsafe {
+        asan::start_switch_fiber(&mut fiber.parent_fake_stack, fiber.stack);
+        fiber.parent_tsan_fiber = tsan::current_fiber();
+        tsan::switch_to_fiber(fiber.tsan_fiber);
+    }
+    ResumeToken { fiber, outer }
+}
+
+/// Parent side, right after the coroutine switched back.
+///
+/// # Safety
+/// `token` comes from the `resuming` of this switch.
+#[inline]
+pub(crate) unsafe fn resumed_back(token: ResumeToken) {
+    // SAFETY: the fiber stayed in place (`resuming`'s contract), and the
+    // coroutine's side started this switch.
+    unsafe {
+        let fiber = &mut *token.fiber;
+        asan::finish_switch_fiber(fiber.parent_fake_stack, Some(&mut fiber.stack));
+    }
+    CURRENT.set(token.outer);
+}
+
+/// Coroutine side, first thing in a coroutine's root function.
+///
+/// # Safety
+/// Must be the first switch into this coroutine.
+#[inline]
+pub(crate) unsafe fn coroutine_entered() {
+    // SAFETY: the parent set `CURRENT` and started the switch; a new
+    // coroutine has no fake stack yet (ASan makes one when needed).
+    unsafe {
+        let fiber = &mut *current();
+        asan::finish_switch_fiber(ptr::null_mut(), Some(&mut fiber.parent));
+    }
+}
+
+/// Coroutine side, just before suspending.
+///
+/// # Safety
+/// The switch to the parent must follow, then `resumed_in_coroutine`.
+#[inline]
+pub(crate) unsafe fn suspending() {
+    // SAFETY: we run in a coroutine (so `CURRENT` is ours) and switch next.
+    unsafe {
+        let fiber = &mut *current();
+        asan::start_switch_fiber(&mut fiber.fake_stack, fiber.parent);
+        tsan::switch_to_fiber(fiber.parent_tsan_fiber);
+    }
+}
+
+/// Coroutine side, right after being resumed from `suspend`.
+///
+/// # Safety
+/// Must follow the switch that `suspending` started.
+#[inline]
+pub(crate) unsafe fn resumed_in_coroutine() {
+    // SAFETY: whoever resumed us set `CURRENT` to our state (which may have
+    // moved with the `Coroutine`) and started the switch.
+    unsafe {
+        let fiber = &mut *current();
+        asan::finish_switch_fiber(fiber.fake_stack, Some(&mut fiber.parent));
+    }
+}
+
+/// Coroutine side, before the last switch out of the coroutine.
+///
+/// The fake stack is parked rather than destroyed: the value the coroutine
+/// hands back may live on it, and the parent reads it after the switch.
+/// `release` destroys it.
+///
+/// # Safety
+/// The final switch to the parent must follow.
+#[inline]
+pub(crate) unsafe fn exiting() {
+    // SAFETY: as for `suspending`.
+    unsafe { suspending() }
+}
+
+/// Coroutine side, first thing in the root function of a trapped
+/// coroutine. The frames below `top` were abandoned by the trap: their
+/// poisoned redzones must not trip up the code that now runs over them.
+///
+/// # Safety
+/// Must run on the trapped coroutine's stack, with nothing live below `top`
+/// but the caller's own frames.
+#[inline]
+pub(crate) unsafe fn trapped(top: usize) {
+    // SAFETY: the memory between the stack's bottom and `top` belongs to
+    // the coroutine's stack; the caller's frame was poisoned correctly on
+    // entry and clearing poison never causes a report.
+    unsafe {
+        let stack = (*current()).stack;
+        let bottom = stack.bottom as usize;
+        if bottom < top && top <= bottom + stack.size {
+            asan::unpoison(stack.bottom, top - bottom);
+        }
+    }
+}
+
+/// What the caller keeps across a stack call: its parked fake stack.
+pub(crate) struct StackCallToken {
+    fake_stack: *mut c_void,
+}
+
+/// Caller side, just before a call on the stack `target`.
+///
+/// # Safety
+/// The call must follow, and `stack_call_returned` right after.
+#[inline]
+pub(crate) unsafe fn calling_on_stack(target: StackBounds) -> StackCallToken {
+    let mut token = StackCallToken {
+        fake_stack: ptr::null_mut(),
+    };
+    // SAFETY: the switch to `target` follows.
+    unsafe { asan::start_switch_fiber(&mut token.fake_stack, target) };
+    token
+}
+
+/// Callee side, first thing on the new stack; returns the caller's stack.
+///
+/// # Safety
+/// Must follow `calling_on_stack`.
+#[inline]
+pub(crate) unsafe fn stack_call_entered() -> StackBounds {
+    let mut caller = StackBounds::UNKNOWN;
+    // SAFETY: the caller started the switch. The call gets a fake stack of
+    // its own when it needs one.
+    unsafe { asan::finish_switch_fiber(ptr::null_mut(), Some(&mut caller)) };
+    caller
+}
+
+/// Callee side, last thing before returning to `caller`.
+///
+/// The call's fake stack is destroyed here. That is sound because the
+/// function calling this hook was entered mid-switch, when ASan gives out
+/// no fake frames: its own locals, and with them everything it hands back,
+/// are on the real stack.
+///
+/// # Safety
+/// The return to the caller must follow, with no further calls.
+#[inline]
+pub(crate) unsafe fn stack_call_leaving(caller: StackBounds) {
+    // SAFETY: see above.
+    unsafe { asan::start_switch_fiber_for_good(caller) };
+}
+
+/// Caller side, right after the stack call returned.
+///
+/// # Safety
+/// `token` comes from this call's `calling_on_stack`.
+#[inline]
+pub(crate) unsafe fn stack_call_returned(token: StackCallToken) {
+    // SAFETY: the callee started the switch back.
+    unsafe { asan::finish_switch_fiber(token.fake_stack, None) };
+}
+
+/// When a coroutine is done with its stack (before the stack is freed or
+/// handed back for reuse): frees what the sanitizers keep for the coroutine
+/// and clears the poison its abandoned frames left on the stack, which
+/// would otherwise trip up whatever uses the memory next.
+///
+/// # Safety
+/// Nothing may run on the stack, and the coroutine may never run again.
+#[inline]
+pub(crate) unsafe fn release(fiber: &mut CoroutineFiber, limit: StackPointer, base: StackPointer) {
+    // SAFETY: the coroutine is gone, so its fake stack and TSan fiber are
+    // unused (and the fiber is not the current one: the caller runs on
+    // another stack), and its stack memory is ours.
+    unsafe {
+        asan::destroy_fake_stack(fiber.fake_stack);
+        fiber.fake_stack = ptr::null_mut();
+        tsan::destroy_fiber(fiber.tsan_fiber);
+        fiber.tsan_fiber = ptr::null_mut();
+        asan::unpoison(limit.get() as *const c_void, base.get() - limit.get());
+    }
+}
+
+#[cfg(sanitize = "address")]
+mod asan {
+    use core::ffi::c_void;
+    use core::ptr;
+
+    use super::StackBounds;
+
+    extern "C" {
+        fn __sanitizer_start_switch_fiber(
+            fake_stack_save: *mut *mut c_void,
+            bottom: *const c_void,
+            size: usize,
+        );
+        fn __sanitizer_finish_switch_fiber(
+            fake_stack_save: *mut c_void,
+            bottom_old: *mut *const c_void,
+            size_old: *mut usize,
+        );
+        fn __asan_unpoison_memory_region(addr: *const c_void, size: usize);
+    }
+
+    /// # Safety
+    /// A switch to `target` must follow.
+    #[inline]
+    pub(super) unsafe fn start_switch_fiber(save: &mut *mut c_void, target: StackBounds) {
+        // SAFETY: forwarded to the caller.
+        unsafe { __sanitizer_start_switch_fiber(save, target.bottom, target.size) }
+    }
+
+    /// Like `start_switch_fiber`, for a fiber that will never run again:
+    /// ASan destroys its fake stack.
+    ///
+    /// # Safety
+    /// As for `start_switch_fiber`, and nothing may use the fake stack.
+    #[inline]
+    pub(super) unsafe fn start_switch_fiber_for_good(target: StackBounds) {
+        // SAFETY: forwarded to the caller.
+        unsafe { __sanitizer_start_switch_fiber(ptr::null_mut(), target.bottom, target.size) }
+    }
+
+    /// # Safety
+    /// Must follow a switch that `start_switch_fiber` announced; `saved` is
+    /// what the fiber now running parked when it last switched away.
+    #[inline]
+    pub(super) unsafe fn finish_switch_fiber(saved: *mut c_void, left: Option<&mut StackBounds>) {
+        let (bottom, size) = match left {
+            Some(bounds) => (&mut bounds.bottom as *mut _, &mut bounds.size as *mut _),
+            None => (ptr::null_mut(), ptr::null_mut()),
+        };
+        // SAFETY: forwarded to the caller; the out-pointers are valid.
+        unsafe { __sanitizer_finish_switch_fiber(saved, bottom, size) }
+    }
+
+    /// Destroys the parked fake stack of a fiber that will never run again.
+    ///
+    /// ASan only destroys a fake stack when its fiber switches away for
+    /// good, so this pretends to switch into that fiber and out of it again
+    /// without leaving the current stack. No code runs in between.
+    ///
+    /// # Safety
+    /// `fake_stack` must be parked (or null) and never be reinstated.
+    #[inline(never)]
+    pub(super) unsafe fn destroy_fake_stack(fake_stack: *mut c_void) {
+        if fake_stack.is_null() {
+            return;
+        }
+        let mut own_fake_stack = ptr::null_mut();
+        let mut own = StackBounds::UNKNOWN;
+        // SAFETY: each start is followed by its finish; the bounds of the
+        // current stack, learnt from the first finish, are reinstated by
+        // the second, and so is our own fake stack.
+        unsafe {
+            start_switch_fiber(&mut own_fake_stack, StackBounds::UNKNOWN);
+            finish_switch_fiber(fake_stack, Some(&mut own));
+            start_switch_fiber_for_good(own);
+            finish_switch_fiber(own_fake_stack, None);
+        }
+    }
+
+    /// # Safety
+    /// The memory must be ours and unused.
+    #[inline]
+    pub(super) unsafe fn unpoison(addr: *const c_void, size: usize) {
+        // SAFETY: forwarded to the caller.
+        unsafe { __asan_unpoison_memory_region(addr, size) }
+    }
+}
+
+#[cfg(not(sanitize = "address"))]
+mod asan {
+    use core::ffi::c_void;
+
+    use super::StackBounds;
+
+    #[inline(always)]
+    pub(super) unsafe fn start_switch_fiber(_save: &mut *mut c_void, _target: StackBounds) {}
+    #[inline(always)]
+    pub(super) unsafe fn start_switch_fiber_for_good(_target: StackBounds) {}
+    #[inline(always)]
+    pub(super) unsafe fn finish_switch_fiber(_saved: *mut c_void, _left: Option<&mut StackBounds>) {
+    }
+    #[inline(always)]
+    pub(super) unsafe fn destroy_fake_stack(_fake_stack: *mut c_void) {}
+    #[inline(always)]
+    pub(super) unsafe fn unpoison(_addr: *const c_void, _size: usize) {}
+}
+
+#[cfg(sanitize = "thread")]
+mod tsan {
+    use core::ffi::{c_uint, c_void};
+
+    extern "C" {
+        fn __tsan_get_current_fiber() -> *mut c_void;
+        fn __tsan_create_fiber(flags: c_uint) -> *mut c_void;
+        fn __tsan_destroy_fiber(fiber: *mut c_void);
+        fn __tsan_switch_to_fiber(fiber: *mut c_void, flags: c_uint);
+    }
+
+    /// # Safety
+    /// None; `unsafe` only to match the other hooks.
+    #[inline]
+    pub(super) unsafe fn create_fiber() -> *mut c_void {
+        // SAFETY: no preconditions.
+        unsafe { __tsan_create_fiber(0) }
+    }
+
+    /// # Safety
+    /// None; `unsafe` only to match the other hooks.
+    #[inline]
+    pub(super) unsafe fn current_fiber() -> *mut c_void {
+        // SAFETY: no preconditions.
+        unsafe { __tsan_get_current_fiber() }
+    }
+
+    /// # Safety
+    /// A switch to the stack that `fiber` runs on must follow at once.
+    #[inline]
+    pub(super) unsafe fn switch_to_fiber(fiber: *mut c_void) {
+        // SAFETY: forwarded to the caller. Flags 0: the switch synchronises.
+        unsafe { __tsan_switch_to_fiber(fiber, 0) }
+    }
+
+    /// # Safety
+    /// `fiber` (if not null) must not be current and never be used again.
+    #[inline]
+    pub(super) unsafe fn destroy_fiber(fiber: *mut c_void) {
+        if !fiber.is_null() {
+            // SAFETY: forwarded to the caller.
+            unsafe { __tsan_destroy_fiber(fiber) }
+        }
+    }
+}
+
+#[cfg(not(sanitize = "thread"))]
+mod tsan {
+    use core::ffi::c_void;
+    use core::ptr;
+
+    #[inline(always)]
+    pub(super) unsafe fn create_fiber() -> *mut c_void {
+        ptr::null_mut()
+    }
+    #[inline(always)]
+    pub(super) unsafe fn current_fiber() -> *mut c_void {
+        ptr::null_mut()
+    }
+    #[inline(always)]
+    pub(super) unsafe fn switch_to_fiber(_fiber: *mut c_void) {}
+    #[inline(always)]
+    pub(super) unsafe fn destroy_fiber(_fiber: *mut c_void) {}
+}

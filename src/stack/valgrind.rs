@@ -1,0 +1,57 @@
+//! Valgrind client requests: telling Valgrind where coroutine stacks are.
+//!
+//! Valgrind watches the stack pointer; a jump of it to another region looks
+//! like a huge stack allocation ("client switching stacks?") unless both
+//! regions are registered stacks. A client request is a special no-op
+//! instruction sequence that Valgrind's JIT recognises; on a real CPU it
+//! does nothing and returns the default value. Only x86-64 has it here;
+//! elsewhere the requests are empty.
+
+/// `VG_USERREQ__STACK_REGISTER` and `VG_USERREQ__STACK_DEREGISTER` from
+/// `valgrind.h` (`'S' << 8` plus 1 and 2).
+const STACK_REGISTER: usize = 0x1501;
+const STACK_DEREGISTER: usize = 0x1502;
+
+/// Makes a client request and returns Valgrind's answer, or `default` when
+/// not running under Valgrind.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn client_request(default: usize, request: [usize; 6]) -> usize {
+    let result;
+    // SAFETY: four rotations of rdi by 128 bits in all leave it unchanged,
+    // and `xchg rbx, rbx` changes nothing either; only the flags change.
+    // Under Valgrind, the sequence reads the request block at rax and puts
+    // the answer in rdx.
+    unsafe {
+        core::arch::asm!(
+            "rol rdi, 3",
+            "rol rdi, 13",
+            "rol rdi, 61",
+            "rol rdi, 51",
+            "xchg rbx, rbx",
+            in("rax") request.as_ptr(),
+            inout("rdx") default => result,
+            options(nostack, readonly),
+        );
+    }
+    result
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn client_request(default: usize, _request: [usize; 6]) -> usize {
+    default
+}
+
+/// Registers `[limit, base)` as a stack; returns its Valgrind id (0 when
+/// not under Valgrind).
+#[inline]
+pub(super) fn register_stack(limit: usize, base: usize) -> usize {
+    client_request(0, [STACK_REGISTER, limit, base, 0, 0, 0])
+}
+
+/// Forgets a stack registered by [`register_stack`].
+#[inline]
+pub(super) fn deregister_stack(id: usize) {
+    client_request(0, [STACK_DEREGISTER, id, 0, 0, 0, 0]);
+}
