@@ -5,7 +5,7 @@ CI_TOTAL_FAILED=0
 CI_LOG_DIR=${CI_LOG_DIR:-${TMPDIR:-/tmp}/stackswitch-ci-logs}
 mkdir -p "$CI_LOG_DIR"
 
-step() { printf '\n=== %s\n' "$*"; }
+step() { printf '\n=== [%s] %s\n' "$(date +%T)" "$*"; }
 
 # run_tests LABEL COMMAND...
 # Runs a `cargo test` command, shows its result lines, and fails unless every
