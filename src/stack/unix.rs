@@ -168,6 +168,12 @@ unsafe fn used_bytes(low: usize, top: usize) -> usize {
         }
         addr += pages * page;
     }
+    if first_touched == top {
+        // No page reported resident, which cannot be true of a stack
+        // anything ran on: `mincore` is not to be trusted here (qemu-user
+        // with a guest page size other than the host's). Read them all.
+        first_touched = low;
+    }
     let word = core::mem::size_of::<usize>();
     let mut p = first_touched;
     while p < top {
