@@ -34,7 +34,12 @@ fake_stack_sensitive=(on_stack_runs_a_closure_on_another_stack on_parent_stack_r
 unwinds_across=(walks_into_the_resumer backtrace_after_suspending_follows_the_latest_resumer
     backtraces_cross_on_stack_and_on_parent_stack)
 
-skips() { local t; for t in "$@"; do printf -- '--skip %s ' "$t"; done; }
+# - Two doc tests: `force_reset` leaks on purpose (its documented
+#   behaviour), and `remaining_stack` measures with a local's address, which
+#   ASan's fake stack moves off the stack (an open issue).
+doc_tests=("force_reset (line" "remaining_stack (line")
+
+skips() { local t; for t in "$@"; do printf -- '--skip\n%s\n' "$t"; done; }
 
 status=0
 for sanitizer in "${sanitizers[@]}"; do
@@ -50,11 +55,14 @@ for sanitizer in "${sanitizers[@]}"; do
     export LSAN_OPTIONS="suppressions=$PWD/ci/lsan.supp:print_suppressions=0"
     export TSAN_OPTIONS="$common"
     export RUSTFLAGS="-Zsanitizer=$sanitizer" RUSTDOCFLAGS="-Zsanitizer=$sanitizer"
+    # Tests that cannot work under ASan say so (`stackswitch_asan`).
+    [ "$sanitizer" = address ] && RUSTFLAGS="$RUSTFLAGS --cfg stackswitch_asan"
     cargo_test=(cargo +nightly test -Zbuild-std --target "$host" --features sanitizer
         --target-dir "target/sanitizer-$sanitizer" --no-fail-fast)
+    mapfile -t skip_args < <(skips "${unwinds_across[@]}" "${fake_stack_sensitive[@]}" "${doc_tests[@]}")
     start=$SECONDS
     ASAN_OPTIONS="$asan:detect_stack_use_after_return=1" run_tests "$sanitizer sanitizer" \
-        "${cargo_test[@]}" -- $(skips "${unwinds_across[@]}" "${fake_stack_sensitive[@]}") || status=1
+        "${cargo_test[@]}" -- "${skip_args[@]}" || status=1
     ASAN_OPTIONS="$asan:detect_stack_use_after_return=0" run_tests "$sanitizer sanitizer, no fake stack" \
         "${cargo_test[@]}" --test coroutine -- "${fake_stack_sensitive[@]}" || status=1
     if [ -n "$(ls -A "$reports")" ]; then

@@ -75,6 +75,7 @@ fn assert_reported(output: &Output, thread: &str) {
 }
 
 #[test]
+#[cfg_attr(stackswitch_asan, ignore = "ASan's own SIGSEGV handler runs first")]
 fn overflow_on_a_named_thread_is_reported() {
     if in_child() {
         std::thread::Builder::new()
@@ -90,6 +91,7 @@ fn overflow_on_a_named_thread_is_reported() {
 }
 
 #[test]
+#[cfg_attr(stackswitch_asan, ignore = "ASan's own SIGSEGV handler runs first")]
 fn other_faults_are_not_reported_and_still_kill() {
     if in_child() {
         stackswitch::trap::install_overflow_reporter().unwrap();

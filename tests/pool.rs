@@ -127,12 +127,20 @@ fn secret_words_seen_by_next_tenant(pool: &StackPool) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    stackswitch_asan,
+    ignore = "scans a dead stack's memory, which ASan keeps poisoned"
+)]
 fn scrubbed_stacks_leak_nothing_between_tenants() {
     let pool = StackPool::builder(256 * 1024).scrub(true).build().unwrap();
     assert_eq!(secret_words_seen_by_next_tenant(&pool), 0);
 }
 
 #[test]
+#[cfg_attr(
+    stackswitch_asan,
+    ignore = "scans a dead stack's memory, which ASan keeps poisoned"
+)]
 fn unscrubbed_stacks_do_keep_old_data() {
     // The control for the test above: the scan does find the secret when
     // the pool does not scrub, so its zero count means something.

@@ -46,12 +46,12 @@ fn client_request(default: usize, _request: [usize; 6]) -> usize {
 /// Registers `[limit, base)` as a stack; returns its Valgrind id (0 when
 /// not under Valgrind).
 #[inline]
-pub(super) fn register_stack(limit: usize, base: usize) -> usize {
+pub(in crate::stack) fn register_stack(limit: usize, base: usize) -> usize {
     client_request(0, [STACK_REGISTER, limit, base, 0, 0, 0])
 }
 
 /// Forgets a stack registered by [`register_stack`].
 #[inline]
-pub(super) fn deregister_stack(id: usize) {
+pub(in crate::stack) fn deregister_stack(id: usize) {
     client_request(0, [STACK_DEREGISTER, id, 0, 0, 0, 0]);
 }

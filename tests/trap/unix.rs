@@ -50,6 +50,8 @@ unsafe extern "C" fn on_fault(signal: i32, info: *mut libc::siginfo_t, uc: *mut 
 
 /// Installs the handler once per process and an alternate signal stack for
 /// the current thread (a stack overflow leaves no stack to handle it on).
+/// Out of line, so that leak checkers' suppressions can name it.
+#[inline(never)]
 pub fn prepare_thread() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

@@ -29,6 +29,7 @@ use std::io;
 use std::rc::Rc;
 
 use super::{page_size, used_bytes};
+use crate::stack::valgrind;
 use crate::stack::{Stack, StackPointer, MIN_STACK_SIZE};
 
 /// `MADV_GUARD_INSTALL` from Linux's `mman-common.h` (not yet in `libc`).
@@ -55,7 +56,16 @@ pub(crate) struct SlabStack {
     base: StackPointer,
     /// Usable bytes (above the guard page).
     usable: usize,
+    /// The id Valgrind gave the stack (0 when not running under Valgrind),
+    /// so that it sees switches to it as stack switches.
+    valgrind_id: usize,
     _slab: Rc<Slab>,
+}
+
+impl Drop for SlabStack {
+    fn drop(&mut self) {
+        valgrind::deregister_stack(self.valgrind_id);
+    }
 }
 
 impl SlabStack {
@@ -128,6 +138,7 @@ impl StackSource {
             // SAFETY: inside a mapping, so not zero.
             base: unsafe { StackPointer::new_unchecked(slot + self.slot_len) },
             usable: self.usable,
+            valgrind_id: valgrind::register_stack(slot, slot + self.slot_len),
             _slab: Rc::clone(&slab),
         };
         self.current = Some((slab, index + 1));
