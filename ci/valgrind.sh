@@ -29,10 +29,22 @@ valgrind=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=
     --suppressions="$PWD/ci/valgrind.supp" --log-file="$logs/%p.log")
 export STACKSWITCH_TEST_RUNNER="${valgrind[*]}"
 
+# Left out, with the reason (they run in every other configuration):
+# - pool: its slab stacks put guard pages in with MADV_GUARD_INSTALL, which
+#   Valgrind 3.19 does not know (a child that overflows one never dies under
+#   it), and two of its tests read dead stacks' memory on purpose (the
+#   tenant-leak check, and `high_water_mark`, which should tell memcheck with
+#   a MAKE_MEM_DEFINED client request: open).
+not_under_valgrind='^pool-'
+
 status=0
 total=0
 for binary in $binaries; do
     name=$(basename "$binary")
+    if [[ $name =~ $not_under_valgrind ]]; then
+        echo "    $name: not run under Valgrind (see the comment above)"
+        continue
+    fi
     out="$logs/$name.out"
     "${valgrind[@]}" "$binary" >"$out" 2>&1
     code=$?
