@@ -34,9 +34,9 @@ fn remaining_stack_counts_down_from_the_stack_size() {
         yielder.remaining_stack()
     });
     let top = coroutine.resume(()).as_yield().unwrap();
-    // The limit includes the guard page; the top holds the header and a
-    // few frames.
-    assert!(top > 120 * 1024 && top <= 132 * 1024, "{top}");
+    // The limit includes the guard page (a page: 4 to 64 KiB depending on
+    // the target); the top holds the header and a few frames.
+    assert!(top > 120 * 1024 && top <= (128 + 64) * 1024, "{top}");
     let deeper = coroutine.resume(()).as_yield().unwrap();
     assert!(deeper + 16 * 1024 <= top, "{deeper} vs {top}");
     assert!(deeper + 64 * 1024 > top, "{deeper} vs {top}");
@@ -122,5 +122,6 @@ fn a_panic_on_a_grown_segment_reaches_the_coroutine_with_its_bounds_restored() {
         after
     });
     let left = coroutine.resume(()).as_return().unwrap();
-    assert!(left > 32 * 1024 && left <= 68 * 1024, "{left}");
+    // As above: the stack, plus a guard page of up to 64 KiB.
+    assert!(left > 32 * 1024 && left <= (64 + 64) * 1024, "{left}");
 }
