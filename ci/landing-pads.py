@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """Checks the landing pads of the switch code in a linked binary, statically.
 
-    ci/landing-pads.py x86_64|aarch64 BINARY [--absent]
+    ci/landing-pads.py x86_64|aarch64 BINARY [--absent] [--require ENTRY]
 
 Every indirect-branch target of the switch code must start with the landing
 pad (x86_64: `endbr64`; AArch64: `bti c`): the entry of `coroutine_start`
 and `trap_start` (and, on AArch64, `stack_call_trampoline`), and every resume
 address a `suspend` saves (found by the instructions that save it). With
 `--absent` (a default build) none of them may have one: the pads must cost
-nothing there. Fails unless it finds `coroutine_start` and at least one
-resume address.
+nothing there. Fails unless it finds `coroutine_start` (and the entry named
+by `--require`) and at least one resume address.
 """
 import re
 import subprocess
@@ -56,8 +56,12 @@ def main():
         for name, addr in symbols.items():
             if pattern.search(name):
                 targets.append((entry, addr))
-    if not any(t[0] == "coroutine_start" for t in targets):
-        sys.exit(f"{binary}: coroutine_start not found")
+    required = ["coroutine_start"]
+    if "--require" in sys.argv:
+        required.append(sys.argv[sys.argv.index("--require") + 1])
+    for entry in required:
+        if not any(t[0] == entry for t in targets):
+            sys.exit(f"{binary}: {entry} not found")
     save = [re.compile(p) for p in spec["save"]]
     resumes = set()
     for i in range(len(insns) - len(save) + 1):
