@@ -76,6 +76,8 @@ a64=aarch64-unknown-linux-gnu
 a64_dir=$target_dir/branch-protection
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu -E LD_LIBRARY_PATH=/usr/aarch64-linux-gnu/lib"
+# Tests that run themselves again in a child process go through the runner.
+export STACKSWITCH_TEST_RUNNER=$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER
 a64_cargo() {
     RUSTFLAGS="-Zbranch-protection=bti,pac-ret" \
         cargo +nightly "$1" --release -Zbuild-std --target $a64 --target-dir "$a64_dir" "${@:2}"
