@@ -44,7 +44,7 @@ test_binary() { ls -t "$1"/deps/"$2"-* | grep -v '\.d$' | head -n 1; }
 
 # ---------------------------------------------------------------- x86_64 --
 x86_dir=$target_dir/cf-protection
-RUSTFLAGS="-Zcf-protection=full" \
+RUSTFLAGS="-Zcf-protection=full" RUSTDOCFLAGS="-Zcf-protection=full" \
     run_tests "x86_64 -Zcf-protection=full" cargo +nightly test --target-dir "$x86_dir" || fail
 run_checked "x86_64 endbr64 at every indirect-branch target" \
     ci/landing-pads.py x86_64 "$(test_binary "$x86_dir/debug" coroutine)" || fail
@@ -81,7 +81,8 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu max -L /
 # Tests that run themselves again in a child process go through the runner.
 export STACKSWITCH_TEST_RUNNER=$CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER
 a64_cargo() {
-    RUSTFLAGS="-Zbranch-protection=bti,pac-ret" \
+    # rustdoc takes its flags apart; it refuses to mix branch protection.
+    RUSTFLAGS="-Zbranch-protection=bti,pac-ret" RUSTDOCFLAGS="-Zbranch-protection=bti,pac-ret" \
         cargo +nightly "$1" --release -Zbuild-std --target $a64 --target-dir "$a64_dir" "${@:2}"
 }
 # Release: a debug build's tests take over 10 minutes under qemu (the
