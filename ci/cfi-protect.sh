@@ -111,7 +111,9 @@ copy=$(mktemp -d)
 mkdir "$copy"/without-pads
 cp -r Cargo.toml build.rs src tests examples "$copy"/without-pads/
 cp Cargo.lock "$copy"/
-printf '[workspace]\nmembers = ["without-pads"]\nresolver = "2"\n' >"$copy"/Cargo.toml
+# The same profiles as the real build, or std would be built again.
+{ printf '[workspace]\nmembers = ["without-pads"]\nresolver = "2"\n\n'
+  sed -n '/^\[profile\.release\]/,/^$/p' Cargo.toml; } >"$copy"/Cargo.toml
 sed -i 's/"bti c"/"nop"/' "$copy"/without-pads/src/arch/aarch64.rs
 sed -i '/^\[workspace\]/,/^default-members/d; /^\[profile/,/^$/d' "$copy"/without-pads/Cargo.toml
 if grep -q '"bti c"' "$copy"/without-pads/src/arch/aarch64.rs || ! grep -q '"nop"' "$copy"/without-pads/src/arch/aarch64.rs; then
