@@ -38,6 +38,8 @@ if wants host; then
     # Frame-pointer unwinders follow the chain into the resumer.
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
+    # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly).
+    run_checked "control-flow protection" ci/cfi-protect.sh || fail
     run_checked "a million guarded coroutines" ci/stack-pool.sh || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     # The example gallery (outputs compared) and warning-free API docs.

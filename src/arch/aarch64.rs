@@ -58,13 +58,31 @@
 //! (coroutine's saved sp on the way in; on the way out its new context, or 0
 //! when it has finished), x2 = address of the link word, x3 scratch.
 //!
-//! Branch protection (`-Zbranch-protection=bti,pac-ret`) is not supported
-//! yet. The saved return addresses here are never signed and never
-//! authenticated, and the root CFI never toggles the RA-signed state, so
-//! pac-ret code around the switch still unwinds correctly; the switch itself
-//! is just not hardened. BTI would need a `bti c` landing pad at every
-//! `blr` target entered here: `coroutine_start` and label 2 of `suspend`
-//! (the resume address), plus `stack_call_trampoline` and `trap_start`.
+//! Branch protection (`-Zbranch-protection`):
+//! - `bti`: every `blr` target here starts with `bti c`: `coroutine_start`
+//!   and label 2 of `suspend` (both entered by `resume`'s `blr`),
+//!   `trap_start` (a pad in case the interrupted state awaited one), and
+//!   `stack_call_trampoline` (called directly, but a linker veneer may reach
+//!   it with `br x16`, which `bti c` also accepts). The pads are emitted only
+//!   when build.rs sees `bti` in the flags (`stackswitch_bti`): `bti c` is a
+//!   NOP on cores without BTI, but it would still be one more instruction
+//!   on every resume of the default build.
+//! - `pac-ret`: compiled functions sign lr with sp as the modifier on entry
+//!   and authenticate it before returning. A switch never moves a function
+//!   to another sp: every frame stays where it was on its own stack, and
+//!   each side gets back exactly the sp it left with. The return addresses
+//!   this file saves (the parent's lr in the frame record, the resume
+//!   address) are plain, never signed, and returned to with a plain `ret`;
+//!   the root frame's CFI does not toggle the RA-signed state
+//!   (`DW_CFA_AARCH64_negate_ra_state`), so unwinders read them as plain
+//!   addresses, which they are. The keys are per process, so a coroutine
+//!   resumed by another thread would authenticate just as well (today none
+//!   can be: `Coroutine` is not `Send`).
+//! - `gcs` (the Guarded Control Stack, a shadow stack of return addresses)
+//!   is not supported: a coroutine's `ret` into its parent does not match
+//!   the top of a single control stack, and following a switch would need a
+//!   control stack per coroutine and the GCS switching instructions. Linux
+//!   enables GCS only when a program asks for it.
 
 use core::arch::{asm, naked_asm};
 
@@ -98,6 +116,21 @@ pub struct TrapHandlerRegs {
 /// Offset of the link word below the stack base.
 pub const LINK: usize = 16;
 
+/// The landing pad of a `blr` target: `bti c` where the compiler's BTI is on
+/// (build.rs sets `stackswitch_bti`); nothing otherwise.
+#[cfg(stackswitch_bti)]
+macro_rules! landing_pad {
+    () => {
+        "bti c"
+    };
+}
+#[cfg(not(stackswitch_bti))]
+macro_rules! landing_pad {
+    () => {
+        ""
+    };
+}
+
 /// First code to run on a fresh coroutine. Entered by `resume`'s `blr`
 /// with x0 = argument, x1 = fresh sp, x2 = link address, lr = return
 /// address into `resume`; still on the parent's stack, whose x19 `resume`
@@ -111,6 +144,8 @@ unsafe extern "C" fn coroutine_start() {
         ".cfi_startproc",
         ".cfi_def_cfa sp, 16",
         ".cfi_offset x19, -16",
+        // Entered by `blr`.
+        landing_pad!(),
         // Complete the parent's frame record (x29, lr) below its x19 with a
         // pre-indexed store, which moves sp in the same instruction so that
         // nothing is ever written below sp.
@@ -156,7 +191,9 @@ unsafe extern "C" fn trap_start() {
         ".cfi_offset x19, -16",
         ".cfi_offset x30, -24",
         ".cfi_offset x29, -32",
-        // Entered by a signal handler's rewrite of the context, not a call.
+        // Entered by a signal handler's rewrite of the context, not a call;
+        // a pad anyway, in case the interrupted state awaited one.
+        landing_pad!(),
         // Call the handler held in lr (BLR reads x30 before writing it), so
         // that its return address lies inside this FDE.
         "blr x30",
@@ -172,6 +209,7 @@ unsafe extern "C" fn trap_start() {
 unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
+        landing_pad!(),
         // A normal frame record prologue: the CFA follows x29 from here.
         "stp x29, x30, [sp, #-16]!",
         ".cfi_def_cfa_offset 16",
@@ -282,6 +320,7 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             // x2 = link, lr = return address into the parent. Complete its
             // frame record and publish it, as `coroutine_start` does.
             "2:",
+            landing_pad!(),
             "stp x29, x30, [sp, #-16]!",
             "mov x3, sp",
             "str x3, [x2]",

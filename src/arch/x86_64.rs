@@ -46,6 +46,19 @@
 //!
 //! A switch is asymmetric: `resume` enters with `call` and the coroutine
 //! leaves with `ret`, so the return-stack predictor stays in step.
+//!
+//! Control-flow protection (CET, `-Zcf-protection`): with `branch` or
+//! `full`, every target of an indirect branch here starts with `endbr64`
+//! (`coroutine_start` and label 2 of `suspend`, both entered by
+//! `call [rsi]`, and `trap_start`; `stack_call_trampoline` is only called
+//! directly), so the code works where IBT is enforced.
+//! Without the flag those pads are not emitted at all. Shadow stacks (the
+//! `return` half) are not supported: a coroutine's `ret` into its parent
+//! does not match the top of a single shadow stack, and following a stack
+//! switch would need a shadow stack per coroutine and the shadow-stack
+//! switching instructions (`rstorssp`/`saveprevssp`) in every switch. Linux
+//! enables the user shadow stack only when a program asks for it
+//! (`ARCH_SHSTK_ENABLE`), so such binaries still run, just without it.
 
 use core::arch::{asm, naked_asm};
 
@@ -75,6 +88,22 @@ pub struct TrapHandlerRegs {
 /// Offset of the link word below the stack base.
 pub const LINK: usize = 16;
 
+/// The landing pad of an indirect-branch target: `endbr64` where the
+/// compiler's IBT is on (build.rs sets `stackswitch_ibt`); nothing otherwise,
+/// so that the default switch path carries no extra instruction.
+#[cfg(stackswitch_ibt)]
+macro_rules! landing_pad {
+    () => {
+        "endbr64"
+    };
+}
+#[cfg(not(stackswitch_ibt))]
+macro_rules! landing_pad {
+    () => {
+        ""
+    };
+}
+
 /// First code to run on a fresh coroutine. Entered by `resume`'s `call`
 /// with rdi = argument, rsi = fresh sp, rdx = stack base; still on the
 /// parent's stack.
@@ -87,6 +116,8 @@ unsafe extern "C" fn coroutine_start() {
         ".cfi_def_cfa rsp, 16",
         ".cfi_offset rip, -16",
         ".cfi_offset rbx, -8",
+        // Entered by `call [rsi]`.
+        landing_pad!(),
         // Complete the parent's frame record and publish it through the link.
         "push rbp",
         ".cfi_adjust_cfa_offset 8",
@@ -122,7 +153,9 @@ unsafe extern "C" fn trap_start() {
         ".cfi_offset rbx, -8",
         ".cfi_offset rip, -16",
         ".cfi_offset rbp, -24",
-        // Entered by a signal handler's rewrite of the context, not a call.
+        // Entered by a signal handler's rewrite of the context, not a call;
+        // a pad anyway, in case the interrupted state awaited one.
+        landing_pad!(),
         "call [rsp]",
         "ud2",
         ".cfi_endproc",
@@ -227,8 +260,9 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
             "ret",
             // Resumed: on the parent's stack, rdx = stack base, rsi = our
             // context. Complete the parent's frame record, publish it in the
-            // link, restore ourselves.
+            // link, restore ourselves. Entered by `call [rsi]`.
             "2:",
+            landing_pad!(),
             "push rbp",
             "mov [rdx - 16], rsp",
             "lea rsp, [rsi + 8]",
