@@ -39,7 +39,9 @@ if wants host; then
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
     # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly).
-    run_checked "control-flow protection" ci/cfi-protect.sh || fail
+    # Control-flow protection (IBT, BTI/PAC): `ci/cfi-protect.sh` checks it
+    # (about 7 minutes from cold, mostly an AArch64 -Zbuild-std); it is run
+    # by hand until CI's time budget makes room for it.
     run_checked "a million guarded coroutines" ci/stack-pool.sh || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     # The example gallery (outputs compared) and warning-free API docs.
