@@ -718,8 +718,9 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// the stack the coroutine is running on.
     ///
     /// The limit is [`Stack::limit`](crate::stack::Stack::limit), which
-    /// includes guard pages, so keep the guard size in mind when choosing a
-    /// margin. Returns 0 if called from a stack the coroutine does not know
+    /// includes guard pages (on Windows, also the ~28 KiB guard and
+    /// guarantee zone of a [`DefaultStack`](crate::stack::DefaultStack)), so
+    /// keep that in mind when choosing a margin. Returns 0 if called from a stack the coroutine does not know
     /// of (for example inside [`on_stack`] on another stack), so that
     /// [`maybe_grow`](Self::maybe_grow) errs on the side of growing. It
     /// reads only the coroutine's own stack, no thread-local.
