@@ -116,8 +116,9 @@ fn secret_words_seen_by_next_tenant(pool: &StackPool) -> usize {
     // Scan all of its readable memory, from inside the next tenant.
     let (low, top) = readable_part(&recycled);
     let mut next = Coroutine::with_stack(recycled, move |_: &Yielder<(), ()>, ()| {
+        // Step by u64's alignment: it is 4 bytes on some 32-bit targets.
         (low..top)
-            .step_by(8)
+            .step_by(std::mem::align_of::<u64>())
             // SAFETY: usable memory of the stack this coroutine runs on;
             // nothing else writes to it meanwhile.
             .filter(|&p| unsafe { std::ptr::read_volatile(p as *const u64) } == SECRET)
