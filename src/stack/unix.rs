@@ -135,6 +135,51 @@ impl DefaultStack {
     }
 }
 
+/// How many entries `mincore` writes for one of our pages, or `None` if it
+/// cannot be trusted. A kernel writes one. Under qemu-user the call is passed
+/// to the host kernel, which answers per host page: a 16 KiB guest page on a
+/// 4 KiB host gets four entries, so a vector sized by our page count would
+/// overflow and the indices would mean host pages. Measured once, by letting
+/// `mincore` fill a buffer of sentinel bytes for one page at `probe`.
+///
+/// # Safety
+/// `probe` must be the page-aligned start of one mapped page.
+unsafe fn mincore_entries_per_page(probe: usize) -> Option<usize> {
+    const UNKNOWN: usize = 0;
+    const UNTRUSTED: usize = usize::MAX;
+    static ENTRIES: AtomicUsize = AtomicUsize::new(UNKNOWN);
+    let cached = match ENTRIES.load(Ordering::Relaxed) {
+        UNKNOWN => {
+            // Entries are 0 or 1 with a few flag bits, never 0xff.
+            let mut sentinel = [0xffu8; MAX_ENTRIES_PER_PAGE + 1];
+            // SAFETY: one mapped page (caller); the buffer holds more
+            // entries than any host/guest page-size ratio we accept.
+            let ret = unsafe {
+                libc::mincore(
+                    probe as *mut _,
+                    page_size(),
+                    sentinel.as_mut_ptr() as *mut _,
+                )
+            };
+            let written = sentinel.iter().take_while(|&&b| b != 0xff).count();
+            let entries =
+                if ret == 0 && written.is_power_of_two() && written <= MAX_ENTRIES_PER_PAGE {
+                    written
+                } else {
+                    UNTRUSTED
+                };
+            ENTRIES.store(entries, Ordering::Relaxed);
+            entries
+        }
+        known => known,
+    };
+    (cached != UNTRUSTED).then_some(cached)
+}
+
+/// The largest ratio of our page size to the kernel's that `used_bytes`
+/// accepts (64 KiB guest pages on a 4 KiB host).
+const MAX_ENTRIES_PER_PAGE: usize = 16;
+
 /// Bytes from `top` down to the lowest non-zero word in `low..top`, which
 /// must be page-aligned, readable memory of a private anonymous mapping.
 /// Pages never touched are skipped without being read (`mincore`), so this
@@ -146,32 +191,39 @@ unsafe fn used_bytes(low: usize, top: usize) -> usize {
     let page = page_size();
     let mut residency = [0u8; 256];
     let mut first_touched = top;
-    let mut addr = low;
-    while addr < top {
-        let pages = ((top - addr) / page).min(residency.len());
-        // SAFETY: a range of our mapping and a large enough vector.
-        let ret = unsafe {
-            libc::mincore(
-                addr as *mut _,
-                pages * page,
-                residency.as_mut_ptr() as *mut _,
-            )
-        };
-        if ret != 0 {
-            // Cannot tell which pages were touched: read them all.
-            first_touched = low;
-            break;
+    // SAFETY: `low` starts a mapped page (caller).
+    match unsafe { mincore_entries_per_page(low) } {
+        // Cannot tell which pages were touched: read them all.
+        None => first_touched = low,
+        Some(entries_per_page) => {
+            let mut addr = low;
+            while addr < top {
+                let pages = ((top - addr) / page).min(residency.len() / entries_per_page);
+                // SAFETY: a range of our mapping, and a vector with room for
+                // `entries_per_page` entries per page.
+                let ret = unsafe {
+                    libc::mincore(
+                        addr as *mut _,
+                        pages * page,
+                        residency.as_mut_ptr() as *mut _,
+                    )
+                };
+                if ret != 0 {
+                    first_touched = low;
+                    break;
+                }
+                let entries = &residency[..pages * entries_per_page];
+                if let Some(i) = entries.iter().position(|&r| r & 1 != 0) {
+                    first_touched = addr + i / entries_per_page * page;
+                    break;
+                }
+                addr += pages * page;
+            }
         }
-        if let Some(i) = residency[..pages].iter().position(|&r| r & 1 != 0) {
-            first_touched = addr + i * page;
-            break;
-        }
-        addr += pages * page;
     }
     if first_touched == top {
-        // No page reported resident, which cannot be true of a stack
-        // anything ran on: `mincore` is not to be trusted here (qemu-user
-        // with a guest page size other than the host's). Read them all.
+        // No page reported resident: either nothing ran on the stack or
+        // `mincore` misreports. Reading them all is right in both cases.
         first_touched = low;
     }
     let word = core::mem::size_of::<usize>();
