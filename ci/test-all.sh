@@ -38,10 +38,9 @@ if wants host; then
     # Frame-pointer unwinders follow the chain into the resumer.
     RUSTFLAGS="-C force-frame-pointers=yes --cfg stackswitch_fp_test" \
         run_tests "host frame pointers" cargo test --test backtrace --target-dir target/frame-pointers || fail
-    # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly).
-    # Control-flow protection (IBT, BTI/PAC): `ci/cfi-protect.sh` checks it
-    # (about 7 minutes from cold, mostly an AArch64 -Zbuild-std); it is run
-    # by hand until CI's time budget makes room for it.
+    # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly; about 7
+    # minutes from cold, mostly an AArch64 -Zbuild-std).
+    run_checked "control-flow protection" ci/cfi-protect.sh || fail
     run_checked "a million guarded coroutines" ci/stack-pool.sh || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     # The example gallery (outputs compared) and warning-free API docs.
@@ -75,8 +74,8 @@ RUN_TARGETS=(
     x86_64-pc-windows-gnu
     i686-pc-windows-gnu
 )
-# Targets that are built (bare metal: no_std, all features off) or checked
-# (no linker for them here).
+# Targets that are built (bare metal: no_std, all features off) or checked,
+# tests included, with a library build (no linker for them here).
 NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
 CHECK_TARGETS=(x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc)
 # Mach-O: no linker here, so `cargo check` of everything, tests included,
@@ -105,6 +104,7 @@ if wants cross; then
         run_checked "$target no_std build" stackswitch_ci_cargo "$target" build --lib --no-default-features || fail
     done
     for target in "${CHECK_TARGETS[@]}"; do
+        run_checked "$target check" stackswitch_ci_cargo "$target" check --all-targets || fail
         run_checked "$target build" stackswitch_ci_cargo "$target" build --lib || fail
     done
     for target in "${APPLE_TARGETS[@]}"; do

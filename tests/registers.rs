@@ -29,7 +29,7 @@ mod arch;
 #[cfg(all(target_arch = "arm", target_abi = "eabihf"))]
 #[path = "registers/arm.rs"]
 mod arch;
-#[cfg(all(target_arch = "aarch64", not(windows)))]
+#[cfg(target_arch = "aarch64")]
 #[path = "registers/aarch64.rs"]
 mod arch;
 #[cfg(all(target_arch = "x86", not(windows)))]

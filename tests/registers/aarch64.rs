@@ -1,7 +1,8 @@
-//! AArch64 (AAPCS64, Apple arm64): x19-x28, x29 (frame pointer) and the low
-//! 64 bits of v8-v15 (d8-d15) are callee-saved. The upper halves of v8-v15
-//! and every other vector register are not, so they are not checked. x18
-//! (platform register) is left alone.
+//! AArch64 (AAPCS64, Apple arm64, Windows ARM64): x19-x28, x29 (frame
+//! pointer) and the low 64 bits of v8-v15 (d8-d15) are callee-saved. The
+//! upper halves of v8-v15 and every other vector register are not, so they
+//! are not checked. x18 (platform register; the TEB on Windows) is left
+//! alone.
 
 use std::arch::naked_asm;
 

@@ -55,6 +55,27 @@ mod context {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod context {
+    use stackswitch::trap::TrapHandlerRegs;
+    use windows_sys::Win32::System::Diagnostics::Debug::CONTEXT;
+
+    pub fn stack_pointer(ctx: &CONTEXT) -> usize {
+        ctx.Sp as usize
+    }
+
+    pub fn redirect(ctx: &mut CONTEXT, regs: &TrapHandlerRegs) {
+        ctx.Pc = regs.pc;
+        ctx.Sp = regs.sp;
+        // SAFETY: both views of the union are plain integers.
+        let x = unsafe { &mut ctx.Anonymous.Anonymous };
+        x.X0 = regs.x0;
+        x.X1 = regs.x1;
+        x.Fp = regs.x29;
+        x.Lr = regs.lr;
+    }
+}
+
 unsafe extern "system" fn on_exception(info: *mut EXCEPTION_POINTERS) -> i32 {
     // SAFETY: the OS passes valid exception and context records.
     let (record, ctx) = unsafe { (&*(*info).ExceptionRecord, &mut *(*info).ContextRecord) };
@@ -109,6 +130,16 @@ fn teb_stack() -> [usize; 3] {
             let (a, b, c): (usize, usize, usize);
             std::arch::asm!(
                 "mov {}, fs:[0x04]", "mov {}, fs:[0x08]", "mov {}, fs:[0xE0C]",
+                out(reg) a, out(reg) b, out(reg) c, options(nostack, readonly),
+            );
+            fields = [a, b, c];
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            // x18 holds the TEB's address on ARM64 Windows.
+            let (a, b, c): (usize, usize, usize);
+            std::arch::asm!(
+                "ldr {}, [x18, #0x08]", "ldr {}, [x18, #0x10]", "ldr {}, [x18, #0x1478]",
                 out(reg) a, out(reg) b, out(reg) c, options(nostack, readonly),
             );
             fields = [a, b, c];
