@@ -1,9 +1,11 @@
 //! The coroutine state machine, above the architecture layer.
 //!
-//! Values cross stacks by address: the sender keeps the value in its own
-//! frame (as `ManuallyDrop`) and passes a pointer in a register; the
-//! receiver moves it out right after the switch, before the sender can run
-//! again. A null pointer from parent to coroutine means "unwind yourself".
+//! Values cross stacks in the word a switch carries (see
+//! [`transfer`](crate::transfer)): by value if they fit, else by address.
+//! What the word cannot say travels beside it, where the common paths do not
+//! pay for it: how a coroutine's function ended goes in place of a context
+//! (the `end` of `arch::exit`), and a parent's request that the coroutine
+//! unwind itself is a bit in the coroutine's [`StackState`].
 
 use core::cell::Cell;
 use core::marker::PhantomData;
@@ -15,6 +17,7 @@ use crate::sanitizer::{self, CoroutineFiber};
 #[cfg(feature = "default-stack")]
 use crate::stack::DefaultStack;
 use crate::stack::{self, StackPointer, STACK_ALIGNMENT};
+use crate::transfer::{self, Word};
 use crate::trap::CoroutineTrapHandler;
 use crate::unwind::{self, root_fn, CaughtPanic, EntryFn, StackCallFn};
 
@@ -26,8 +29,16 @@ const RUNNING: usize = 1;
 /// remain on its stack, so the stack may never be freed or reused.
 const ABANDONED: usize = 2;
 
-/// The argument a parent passes to ask a coroutine to unwind itself.
-const UNWIND_REQUEST: usize = 0;
+/// How a coroutine's function ended, as its exit tells the parent in place
+/// of a context (`arch::exit`'s `end`). Small numbers, so that no context (a
+/// stack address) is ever one of them. A return is `DONE`, the state it
+/// leaves the coroutine in.
+const END_RETURNED: usize = DONE;
+/// It panicked: the word carries the `CaughtPanic`.
+const END_PANICKED: usize = 3;
+/// It was unwound on request (or dropped before it ever ran).
+const END_UNWOUND: usize = 4;
+const LAST_END: usize = END_UNWOUND;
 
 /// What a coroutine produced when it was last resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,7 +77,7 @@ impl<Yield, Return> CoroutineResult<Yield, Return> {
     }
 }
 
-/// How a coroutine's function ended, as sent to the parent by its last switch.
+/// How a coroutine's function ended.
 enum Exit<Return> {
     Returned(Return),
     Panicked(CaughtPanic),
@@ -224,7 +235,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             /// Root of every coroutine: runs the closure and leaves through
             /// `arch::exit` with an `Exit`.
             unsafe fn coroutine_entry<Input, Yield, Return, F>(
-                arg: usize,
+                arg: Word,
                 link: *mut usize,
                 data: *mut u8,
             ) -> !
@@ -233,24 +244,18 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             {
                 // SAFETY: `with_stack_unchecked` moved an F to `data`, and this
                 // is the only place that takes it; `link` is this stack's link,
-                // whose layout is a `Yielder`'s; a non-null `arg` points at the
-                // parent's `Input`, handed over by this switch.
+                // whose layout is a `Yielder`'s; unless the parent asks us to
+                // unwind, `arg` carries its `Input`, sent by this switch.
                 unsafe {
                     sanitizer::coroutine_entered();
-                    let func = ptr::read(data as *mut F);
                     let yielder = &*(link as *const Yielder<Input, Yield>);
-                    let result = unwind::catch_at_root(|| {
-                        if arg == UNWIND_REQUEST {
-                            // Dropped before it ever ran.
-                            drop(func);
-                            None
-                        } else {
-                            Some(func(yielder, ptr::read(arg as *const Input)))
-                        }
-                    });
-                    let mut exit = ManuallyDrop::new(Exit::from_root(result));
-                    sanitizer::exiting();
-                    arch::exit(&mut exit as *mut _ as usize, link)
+                    if yielder.state().unwind_requested() {
+                        drop_unstarted::<F, Return>(data, link);
+                    }
+                    let func = ptr::read(data as *mut F);
+                    let input = transfer::receive::<Input>(arg);
+                    let result = unwind::catch_at_root(|| Some(func(yielder, input)));
+                    exit_with(result, link)
                 }
             }
         }
@@ -259,7 +264,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // header, the bounds and the closure just below.
         unsafe {
             stack::attach_os_state(&stack);
-            StackBounds::of(stack.base()).set(stack.limit().get(), stack.base().get());
+            StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
@@ -298,30 +303,64 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             self.not_resumable();
         }
         let mut input = ManuallyDrop::new(val);
-        // SAFETY: the coroutine is suspended (checked above); after the
-        // switch the pointer it sends is either its yielded value or its
-        // `Exit`, owned by us from now on.
+        // SAFETY: the coroutine is suspended (checked above) and takes the
+        // input before the switch returns; the word it sends back is its
+        // yielded value, or what its exit sent, owned by us from now on.
         unsafe {
-            match self.switch(&mut *input as *mut Input as usize) {
-                Ok(yielded) => CoroutineResult::Yield(ptr::read(yielded as *const Yield)),
-                Err(exit) => match ptr::read(exit as *const Exit<Return>) {
-                    Exit::Returned(value) => CoroutineResult::Return(value),
-                    Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
-                    // A forced unwind that was not ours (a parent further out
-                    // is being dropped): let it continue out of here.
-                    Exit::Unwound => unwind::start_forced_unwind(),
-                },
+            let (word, next) = self.switch(transfer::send(&mut input));
+            if next > LAST_END {
+                return CoroutineResult::Yield(transfer::receive(word));
+            }
+            match self.exit_of(next, word) {
+                Exit::Returned(value) => CoroutineResult::Return(value),
+                Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
+                // A forced unwind that was not ours (a parent further out
+                // is being dropped): let it continue out of here.
+                Exit::Unwound => unwind::start_forced_unwind(),
             }
         }
     }
 
-    /// Switches into the coroutine with `arg`. `Ok` carries a yielded value's
-    /// address, `Err` the address of its `Exit`.
+    /// How the coroutine ended, from its exit's `end` and word.
+    ///
+    /// # Safety
+    /// The coroutine must have just exited with `end`, sending `word`.
+    #[inline(always)]
+    unsafe fn exit_of(&mut self, end: usize, word: Word) -> Exit<Return> {
+        if end == END_RETURNED {
+            // SAFETY: a returning coroutine sends its value (`exit_with`).
+            Exit::Returned(unsafe { transfer::receive(word) })
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.exit_of_other(end, word) }
+        }
+    }
+
+    /// [`exit_of`](Self::exit_of) for the ends that are not returns, which
+    /// also leave `context` to be set.
+    ///
+    /// # Safety
+    /// As for `exit_of`.
+    #[cold]
+    unsafe fn exit_of_other(&mut self, end: usize, word: Word) -> Exit<Return> {
+        self.context = DONE;
+        if end == END_PANICKED {
+            // SAFETY: `exit_with` sends the panic with this end.
+            Exit::Panicked(unsafe { transfer::receive(word) })
+        } else {
+            Exit::Unwound
+        }
+    }
+
+    /// Switches into the coroutine with `arg`. Returns the word it sent
+    /// back and, with `context` set to it, its new context if it suspended,
+    /// else its exit's `end` (at most `LAST_END`), which leaves `context`
+    /// for [`exit_of`](Self::exit_of) to set.
     ///
     /// # Safety
     /// The coroutine must be suspended (or fresh).
     #[inline(always)]
-    unsafe fn switch(&mut self, arg: usize) -> Result<usize, usize> {
+    unsafe fn switch(&mut self, arg: Word) -> (Word, usize) {
         // Under `asm-unwind` a panic can leave `arch::resume` itself; the
         // coroutine is then finished. (Elsewhere this guard compiles away.)
         struct FinishOnUnwind<'a>(&'a mut usize);
@@ -351,11 +390,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         };
         mem::forget(guard);
         self.context = next;
-        if next != DONE {
-            Ok(arg)
-        } else {
-            Err(arg)
-        }
+        (arg, next)
     }
 
     #[cold]
@@ -478,19 +513,23 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             unwind::require_unwind_support();
             unwind::prepare_unwinder();
         }
-        // SAFETY: suspended, checked above.
-        let switched = unwind::catch_forced_unwind(|| unsafe { self.switch(UNWIND_REQUEST) });
-        // SAFETY: the addresses the coroutine sends are its values, now ours.
+        // SAFETY: suspended, checked above, so its stack state is set up;
+        // with the request the switch carries no value.
+        let switched = unwind::catch_forced_unwind(|| unsafe {
+            StackState::of(self.stack.base()).request_unwind();
+            self.switch(Word::uninit())
+        });
+        // SAFETY: what the coroutine sends is its values, now ours.
         unsafe {
             match switched {
                 // The unwind arrived here as a panic and was caught.
                 None => {}
-                Some(Err(exit)) => match ptr::read(exit as *const Exit<Return>) {
+                Some((word, next)) if next <= LAST_END => match self.exit_of(next, word) {
                     Exit::Returned(_) | Exit::Unwound => {}
                     Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
                 },
-                Some(Ok(yielded)) => {
-                    drop(ptr::read(yielded as *const Yield));
+                Some((word, _)) => {
+                    drop(transfer::receive::<Yield>(word));
                     self.context = ABANDONED;
                     panic!(
                         "a coroutine suspended while being unwound: code in it caught the \
@@ -588,41 +627,124 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     }
 }
 
-/// The bounds of the stack a coroutine is currently running on, kept just
-/// below the arch header of its own stack so that [`Yielder`] finds them
-/// from its address alone (no thread-local, nothing added to the switch).
-/// Written when the coroutine is created, and by [`Yielder::maybe_grow`]
-/// while it runs on another segment.
+/// The generic part of a coroutine stack's header, just below the arch
+/// header, where a [`Yielder`] finds it from its own address (no
+/// thread-local, nothing added to the switch).
 #[repr(C)]
-struct StackBounds {
-    /// Lowest address (guard pages included, as `Stack::limit`).
+struct StackState {
+    /// Lowest address of the stack the coroutine is running on (guard pages
+    /// included, as `Stack::limit`); changed by [`Yielder::maybe_grow`]
+    /// while it runs on another segment.
     limit: Cell<usize>,
-    /// Highest address.
+    /// Highest address of that stack. It is aligned (`Stack::base`), so its
+    /// bit 0 is free: set (`UNWIND_REQUEST`), it is the parent's request
+    /// that the coroutine unwind itself, sent with a resume that carries no
+    /// value and taken by the coroutine before any of its code runs. So the
+    /// request costs a creation nothing, and a resume just the test.
     top: Cell<usize>,
 }
 
-/// Bytes the generic code reserves below the arch header: the bounds.
-const BOUNDS_SIZE: usize = mem::size_of::<StackBounds>().next_multiple_of(STACK_ALIGNMENT);
+/// The bit of `StackState::top` that asks the coroutine to unwind.
+const UNWIND_REQUEST: usize = 1;
 
-impl StackBounds {
-    /// The bounds slot of the coroutine stack whose base is `base`.
+/// Bytes the generic code reserves below the arch header: the state.
+const STATE_SIZE: usize = mem::size_of::<StackState>().next_multiple_of(STACK_ALIGNMENT);
+
+impl StackState {
+    /// The state slot of the coroutine stack whose base is `base`.
     ///
     /// # Safety
     /// `base` must be the base of a coroutine stack (created or being
     /// created), which outlives the returned reference.
     #[inline(always)]
-    unsafe fn of<'a>(base: StackPointer) -> &'a StackBounds {
-        let addr = base.get() - arch::STACK_HEADER_SIZE - BOUNDS_SIZE;
+    unsafe fn of<'a>(base: StackPointer) -> &'a StackState {
+        let addr = base.get() - arch::STACK_HEADER_SIZE - STATE_SIZE;
         // SAFETY: forwarded from the caller; every stack has MIN_STACK_SIZE
-        // bytes, far more than the header and the bounds, and the slot is
+        // bytes, far more than the header and the state, and the slot is
         // aligned (the header size is a multiple of STACK_ALIGNMENT).
-        unsafe { &*(addr as *const StackBounds) }
+        unsafe { &*(addr as *const StackState) }
+    }
+
+    /// Sets the bounds of the stack the coroutine runs on (`top` aligned),
+    /// with no request to unwind.
+    #[inline(always)]
+    fn set_bounds(&self, limit: usize, top: usize) {
+        self.limit.set(limit);
+        self.top.set(top);
+    }
+
+    /// Parent side: asks the coroutine to unwind itself when next resumed.
+    #[inline(always)]
+    fn request_unwind(&self) {
+        self.top.set(self.top.get() | UNWIND_REQUEST);
+    }
+
+    /// Coroutine side of a resume: whether the parent asks it to unwind.
+    /// (Whoever acts on a request takes it with `clear_unwind_request`, out
+    /// of line, so that this stays a single test of memory.)
+    #[inline(always)]
+    fn unwind_requested(&self) -> bool {
+        self.top.get() & UNWIND_REQUEST != 0
     }
 
     #[inline(always)]
-    fn set(&self, limit: usize, top: usize) {
-        self.limit.set(limit);
-        self.top.set(top);
+    fn clear_unwind_request(&self) {
+        self.top.set(self.top.get() & !UNWIND_REQUEST);
+    }
+}
+
+/// The slow path of a coroutine's entry: its parent asks it to unwind before
+/// it ever ran, so it drops its closure (on its own stack) and exits.
+///
+/// # Safety
+/// As for the entry: `data` holds the closure, `link` is this stack's link.
+#[cold]
+#[inline(never)]
+unsafe fn drop_unstarted<F, Return>(data: *mut u8, link: *mut usize) -> ! {
+    // SAFETY: forwarded from the caller; the closure is taken once.
+    unsafe {
+        let yielder = &*(link as *const Yielder<(), ()>);
+        yielder.state().clear_unwind_request();
+        let func = ptr::read(data as *mut F);
+        let result = unwind::catch_at_root(|| {
+            drop(func);
+            None::<Return>
+        });
+        exit_with(result, link)
+    }
+}
+
+/// Leaves a coroutine for the last time, telling its parent how its
+/// function ended: the end in place of a context, with the returned value or
+/// the panic in the word.
+///
+/// # Safety
+/// `link` must be the running coroutine's, whose stack holds nothing live
+/// but this frame.
+#[inline(always)]
+unsafe fn exit_with<Return>(result: Result<Option<Return>, CaughtPanic>, link: *mut usize) -> ! {
+    // The values sent stay in these slots, alive to the end of this frame,
+    // which is never left (the parent takes them before it can free or
+    // reuse the stack).
+    let mut returned: ManuallyDrop<Return>;
+    let mut panicked: ManuallyDrop<CaughtPanic>;
+    let (word, end) = match Exit::from_root(result) {
+        Exit::Returned(value) => {
+            returned = ManuallyDrop::new(value);
+            // SAFETY: given up and kept in place, as above.
+            (unsafe { transfer::send(&mut returned) }, END_RETURNED)
+        }
+        Exit::Panicked(panic) => {
+            panicked = ManuallyDrop::new(panic);
+            // SAFETY: as above.
+            (unsafe { transfer::send(&mut panicked) }, END_PANICKED)
+        }
+        Exit::Unwound => (Word::uninit(), END_UNWOUND),
+    };
+    // SAFETY: forwarded from the caller; the final switch follows.
+    unsafe {
+        sanitizer::exiting();
+        arch::exit(word, link, end)
     }
 }
 
@@ -635,7 +757,7 @@ fn approximate_stack_pointer() -> usize {
 }
 
 /// Moves `value` to the top of `stack`, just below the arch header and the
-/// stack bounds, and returns its address, which is aligned to at least
+/// stack state, and returns its address, which is aligned to at least
 /// `STACK_ALIGNMENT`.
 ///
 /// # Safety
@@ -645,7 +767,7 @@ pub(crate) unsafe fn move_to_stack_top<T>(
     limit: StackPointer,
     value: T,
 ) -> usize {
-    let top = base.get() - arch::STACK_HEADER_SIZE - BOUNDS_SIZE;
+    let top = base.get() - arch::STACK_HEADER_SIZE - STATE_SIZE;
     let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
     // Every stack has MIN_STACK_SIZE usable bytes, so a value of at most half
     // of that (the usual closure) fits with room left for frames below it.
@@ -698,19 +820,27 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // SAFETY: `self` is the link of the coroutine running this code (a
         // `Yielder` cannot leave its stack: it is neither Send nor Sync, and
         // `on_parent_stack` needs a Send closure), and its parent is blocked
-        // in `resume`, which takes ownership of `val`.
+        // in `resume`, which takes ownership of `val` before we run again.
         let arg = unsafe {
             sanitizer::suspending();
-            let arg = arch::suspend(&mut *val as *mut Yield as usize, self.link.as_ptr());
+            let arg = arch::suspend(transfer::send(&mut val), self.link.as_ptr());
             sanitizer::resumed_in_coroutine();
             arg
         };
-        if arg == UNWIND_REQUEST {
-            unwind::start_forced_unwind();
+        if self.state().unwind_requested() {
+            self.unwind_on_request();
         }
-        // SAFETY: a non-null argument points at the parent's `Input`, handed
-        // over by this switch.
-        unsafe { ptr::read(arg as *const Input) }
+        // SAFETY: without a request to unwind, the word carries the
+        // parent's `Input`, sent by this switch.
+        unsafe { transfer::receive(arg) }
+    }
+
+    /// The slow path of `suspend`: the parent asks us to unwind.
+    #[cold]
+    #[inline(never)]
+    fn unwind_on_request(&self) -> ! {
+        self.state().clear_unwind_request();
+        unwind::start_forced_unwind()
     }
 
     /// Bytes of stack left below the current frame: the stack pointer
@@ -740,7 +870,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     #[inline]
     pub fn remaining_stack(&self) -> usize {
         let here = approximate_stack_pointer();
-        let bounds = self.bounds();
+        let bounds = self.state();
         let (limit, top) = (bounds.limit.get(), bounds.top.get());
         if here > limit && here < top {
             here - limit
@@ -793,31 +923,31 @@ impl<Input, Yield> Yielder<Input, Yield> {
     #[inline(never)]
     fn grow<R>(&self, stack_size: usize, f: impl FnOnce() -> R) -> R {
         /// Puts the bounds of the segment's caller back, also on a panic.
-        struct Restore<'a>(&'a StackBounds, usize, usize);
+        struct Restore<'a>(&'a StackState, usize, usize);
         impl Drop for Restore<'_> {
             fn drop(&mut self) {
-                self.0.set(self.1, self.2);
+                self.0.set_bounds(self.1, self.2);
             }
         }
 
         let mut segment =
             DefaultStack::new(stack_size).expect("failed to allocate a stack segment");
-        let bounds = self.bounds();
+        let bounds = self.state();
         let _restore = Restore(bounds, bounds.limit.get(), bounds.top.get());
-        bounds.set(
+        bounds.set_bounds(
             stack::Stack::limit(&segment).get(),
             stack::Stack::base(&segment).get(),
         );
         on_stack(&mut segment, f)
     }
 
-    /// The bounds slot of this coroutine's stack.
+    /// The state slot of this coroutine's stack.
     #[inline(always)]
-    fn bounds(&self) -> &StackBounds {
+    fn state(&self) -> &StackState {
         let base = self as *const Self as usize + arch::LINK;
         // SAFETY: a Yielder is the link word of a live coroutine stack, LINK
         // bytes below its base, and is only ever borrowed from that stack.
-        unsafe { StackBounds::of(StackPointer::new_unchecked(base)) }
+        unsafe { StackState::of(StackPointer::new_unchecked(base)) }
     }
 
     /// Runs `f` on the stack of the coroutine's parent (which is blocked in
@@ -937,9 +1067,7 @@ root_fn! {
             sanitizer::trapped(data as usize);
             let func = ptr::read(data as *mut F);
             let result = unwind::catch_at_root(|| Some(func()));
-            let mut exit = ManuallyDrop::new(Exit::from_root(result));
-            sanitizer::exiting();
-            arch::exit(&mut exit as *mut _ as usize, link)
+            exit_with(result, link)
         }
     }
 }

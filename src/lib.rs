@@ -183,6 +183,7 @@ mod overflow;
 mod sanitizer;
 mod scoped;
 pub mod stack;
+mod transfer;
 pub mod trap;
 mod unwind;
 

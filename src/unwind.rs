@@ -38,7 +38,7 @@ pub(crate) use root_fn;
 macro_rules! root_fn_types {
     ($abi:literal) => {
         /// Entry of a coroutine: `(first resume argument, link, closure)`.
-        pub(crate) type EntryFn = unsafe extern $abi fn(usize, *mut usize, *mut u8) -> !;
+        pub(crate) type EntryFn = unsafe extern $abi fn(crate::arch::Word, *mut usize, *mut u8) -> !;
         /// Entry of a trapped coroutine: `(handler closure, link)`.
         pub(crate) type TrapEntryFn = unsafe extern $abi fn(*mut u8, *mut usize) -> !;
         /// Function run by `call_on_stack`.

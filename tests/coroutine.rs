@@ -82,6 +82,107 @@ fn values_larger_than_a_page_cross_stacks() {
     assert_eq!(coroutine.resume(input).as_return(), Some(1023 * 1024 / 2));
 }
 
+/// Sends `values` in and back out of a coroutine (as inputs, yields and
+/// the return value) and checks that every one arrives intact.
+fn echo_round_trip<T: Clone + PartialEq + std::fmt::Debug + 'static>(values: &[T]) {
+    let first = values.first().expect("at least one value");
+    let mut coroutine = Coroutine::new(|yielder: &Yielder<T, T>, mut value: T| {
+        for _ in 0..3 {
+            value = yielder.suspend(value);
+        }
+        value
+    });
+    assert_eq!(
+        coroutine.resume(first.clone()),
+        CoroutineResult::Yield(first.clone())
+    );
+    for value in values.iter().cycle().skip(1).take(2) {
+        assert_eq!(
+            coroutine.resume(value.clone()),
+            CoroutineResult::Yield(value.clone())
+        );
+    }
+    let last = values[values.len() - 1].clone();
+    assert_eq!(
+        coroutine.resume(last.clone()),
+        CoroutineResult::Return(last)
+    );
+}
+
+/// A word-sized type with padding (and so uninitialised bytes).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C)]
+struct Padded {
+    tag: u8,
+    value: u16,
+}
+
+/// A zero-sized type more aligned than a word.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(align(64))]
+struct AlignedZst;
+
+#[test]
+fn values_of_every_size_and_layout_cross_stacks() {
+    // Fit in a register on every target (travel in it)...
+    echo_round_trip(&[true, false]);
+    echo_round_trip(&[0u8, 0xa5, u8::MAX]);
+    echo_round_trip(&['x', '\u{10ffff}']);
+    echo_round_trip(&[
+        Padded {
+            tag: 1,
+            value: 0xbeef,
+        },
+        Padded {
+            tag: 0xff,
+            value: 0,
+        },
+    ]);
+    echo_round_trip(&[(1u8, 2u8), (0xfe, 0xdc)]);
+    echo_round_trip(&[usize::MAX, 0, 0x0123_4567]);
+    echo_round_trip(&[None, Some(&7u32), Some(&0)]);
+    echo_round_trip(&[Rc::new(1), Rc::new(2)]);
+    // ... or not (travel by address), depending on the target's word.
+    echo_round_trip(&[u64::MAX, 0x0123_4567_89ab_cdef]);
+    echo_round_trip(&[Some(3u64), None]);
+    echo_round_trip(&[(1u32, 2u8), (u32::MAX, 0)]);
+    echo_round_trip(&[u128::MAX, 1 << 100]);
+    echo_round_trip(&[String::from("heap"), String::new()]);
+    echo_round_trip(&[AlignedZst]);
+    echo_round_trip(&[()]);
+}
+
+#[test]
+fn word_sized_values_are_dropped_once() {
+    let drops = Rc::new(Cell::new(0));
+    let mut coroutine = Coroutine::new(|yielder: &Yielder<DropCounter, DropCounter>, first| {
+        let second = yielder.suspend(first);
+        let counter = second.0.clone();
+        drop(second);
+        yielder.suspend(DropCounter(counter))
+    });
+    let yielded = coroutine
+        .resume(DropCounter(drops.clone()))
+        .as_yield()
+        .unwrap();
+    assert_eq!(drops.get(), 0);
+    drop(yielded);
+    assert_eq!(drops.get(), 1);
+    drop(coroutine.resume(DropCounter(drops.clone())));
+    assert_eq!(
+        drops.get(),
+        3,
+        "dropped in the coroutine, then the yielded value"
+    );
+    let returned = coroutine
+        .resume(DropCounter(drops.clone()))
+        .as_return()
+        .unwrap();
+    assert_eq!(drops.get(), 3);
+    drop(returned);
+    assert_eq!(drops.get(), 4);
+}
+
 #[test]
 fn zero_sized_and_copy_values() {
     let mut coroutine = Coroutine::<(), (), ()>::new(|yielder, ()| {

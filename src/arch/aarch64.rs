@@ -55,8 +55,9 @@
 //! pairs every `ret` with the `blr` that it answers.
 //!
 //! Registers across a switch: x0 = the argument passed, x1 = the context
-//! (coroutine's saved sp on the way in; on the way out its new context, or 0
-//! when it has finished), x2 = address of the link word, x3 scratch.
+//! (coroutine's saved sp on the way in; on the way out its new context, or the
+//! small `end` of `exit` when it has finished), x2 = address of the link word,
+//! x3 scratch.
 //!
 //! Branch protection (`-Zbranch-protection`):
 //! - `bti`: every `blr` target here starts with `bti c`: `coroutine_start`
@@ -86,6 +87,7 @@
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -265,7 +267,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (x19 here, x29 and sp on the coroutine
@@ -298,7 +300,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, x19, x29) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -344,18 +346,19 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: x1 = 0 tells the
-    // parent that the coroutine has finished.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: x1 = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished.
     unsafe {
         asm!(
             "ldr x3, [x2]",
             "ldp x29, x30, [x3], #16",
             "mov sp, x3",
-            "mov x1, #0",
             "ret",
             in("x0") arg,
             in("x2") link,
+            in("x1") end,
             options(noreturn),
         )
     }

@@ -73,6 +73,7 @@ compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwin
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::{StackPointer, StackTebFields};
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -291,7 +292,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine saves x19 and x29 in the frame record it builds
     // on our stack and restores them before returning; everything else the
@@ -319,7 +320,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, x19, x29) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -364,10 +365,10 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: x1 = 0 tells the
-    // parent the coroutine has finished; our final TEB fields stay in the
-    // header.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: x1 = `end` (a small
+    // number, never a context) tells the parent the coroutine has finished;
+    // our final TEB fields stay in the header.
     unsafe {
         asm!(
             swap_header!(),
@@ -375,10 +376,10 @@ pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
             "ldr x19, [x3, #16]",
             "ldp x29, x30, [x3]",
             "add sp, x3, #32",
-            "mov x1, #0",
             "ret",
             in("x0") arg,
             in("x2") link,
+            in("x1") end,
             options(noreturn),
         )
     }

@@ -67,6 +67,7 @@
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{StackCallFn, TrapEntryFn};
 
@@ -224,7 +225,7 @@ mod imp {
     /// # Safety
     /// See [`super::resume`].
     #[inline(always)]
-    pub(super) unsafe fn resume(arg: usize, sp: StackPointer, link: usize) -> (usize, usize) {
+    pub(super) unsafe fn resume(arg: Word, sp: StackPointer, link: usize) -> (Word, usize) {
         let (ret_arg, ret_sp);
         // SAFETY: the coroutine context at `sp` restores every register the
         // compiler expects preserved (r6, r7, r11 here, the rest declared
@@ -250,7 +251,7 @@ mod imp {
     /// # Safety
     /// See [`super::suspend`].
     #[inline(always)]
-    pub(super) unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+    pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
         let ret_arg;
         // SAFETY: the saved context (resume address, r6, r7, r11) is what the
         // code at label 2 restores, and the parent's frame record is at
@@ -294,16 +295,17 @@ mod imp {
     /// # Safety
     /// See [`super::exit`].
     #[inline(always)]
-    pub(super) unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-        // SAFETY: as in `suspend`, minus saving a context: r1 = 0 tells the
-        // parent that the coroutine has finished.
+    pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+        // SAFETY: as in `suspend`, minus saving a context: r1 = `end` (a small
+        // number, never a context) tells the parent that the coroutine has
+        // finished.
         unsafe {
             asm!(
                 "ldr sp, [r2]",
-                "movs r1, #0",
                 "pop {{r3, pc}}",
                 in("r0") arg,
                 in("r2") link,
+                in("r1") end,
                 options(noreturn),
             )
         }
@@ -430,7 +432,7 @@ mod imp {
     /// # Safety
     /// See [`super::resume`].
     #[inline(always)]
-    pub(super) unsafe fn resume(arg: usize, sp: StackPointer, link: usize) -> (usize, usize) {
+    pub(super) unsafe fn resume(arg: Word, sp: StackPointer, link: usize) -> (Word, usize) {
         let (ret_arg, ret_sp);
         // SAFETY: as for the ARM/Thumb-2 `resume`, with r6 and r7 saved here.
         unsafe {
@@ -451,7 +453,7 @@ mod imp {
     /// # Safety
     /// See [`super::suspend`].
     #[inline(always)]
-    pub(super) unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+    pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
         let ret_arg;
         // SAFETY: as for the ARM/Thumb-2 `suspend`.
         unsafe {
@@ -488,16 +490,16 @@ mod imp {
     /// # Safety
     /// See [`super::exit`].
     #[inline(always)]
-    pub(super) unsafe fn exit(arg: usize, link: *mut usize) -> ! {
+    pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
         // SAFETY: as for the ARM/Thumb-2 `exit`.
         unsafe {
             asm!(
                 "ldr r3, [r2]",
                 "mov sp, r3",
-                "movs r1, #0",
                 "pop {{r3, pc}}",
                 in("r0") arg,
                 in("r2") link,
+                in("r1") end,
                 options(noreturn),
             )
         }
@@ -564,7 +566,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     // SAFETY: forwarded to the caller.
     unsafe { imp::resume(arg, sp, base.get() - LINK) }
 }
@@ -573,7 +575,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     // SAFETY: forwarded to the caller.
     unsafe { imp::suspend(arg, link) }
 }
@@ -581,9 +583,9 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::exit(arg, link) }
+    unsafe { imp::exit(arg, link, end) }
 }
 
 /// # Safety

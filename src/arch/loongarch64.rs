@@ -61,6 +61,7 @@
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -240,7 +241,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine side completes the frame record with $ra, and
     // returns (`suspend` or `exit`) with fp, s8 and sp restored from it and
@@ -269,7 +270,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, fp, s8) is what the code
     // at label 2 restores, and the parent's frame record is below [link].
@@ -309,9 +310,10 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: $a1 = 0 tells the
-    // parent that the coroutine has finished.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: $a1 = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished.
     unsafe {
         asm!(
             "ld.d $t1, $a2, 0",
@@ -319,10 +321,10 @@ pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
             "ld.d $fp, $t1, -16",
             "ld.d $s8, $t1, -24",
             "move $sp, $t1",
-            "move $a1, $zero",
             "jr $ra",
             in("$a0") arg,
             in("$a2") link,
+            in("$a1") end,
             options(noreturn),
         )
     }

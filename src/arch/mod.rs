@@ -13,12 +13,16 @@
 //! | `LINK` | offset of the link word below the stack base (inside the header), so a `Yielder` can find its stack's top |
 //! | `TrapHandlerRegs` | the registers a signal handler must write to redirect a trapped coroutine |
 //! | `init_stack(stack, sp, entry, data)` | lays out a fresh coroutine below `sp` so that its first resume calls `entry(arg, link, data)` |
-//! | `resume(arg, sp, base)` | switches into the coroutine whose context is saved at `sp`; returns `(arg, sp)` when it suspends, `(arg, 0)` when it exits |
+//! | `resume(arg, sp, base)` | switches into the coroutine whose context is saved at `sp`; returns `(arg, sp)` when it suspends, `(arg, end)` when it exits |
 //! | `suspend(arg, link)` | saves the running coroutine's context and switches back to the parent recorded in `link` |
-//! | `exit(arg, link)` | switches to the parent for the last time, saving nothing |
+//! | `exit(arg, link, end)` | switches to the parent for the last time, saving nothing; `end` is a small number (never a context) that the parent's `resume` returns in place of `sp` |
 //! | `parent_stack_top(link)` | highest usable address on the parent's stack while it is blocked in `resume` |
 //! | `call_on_stack(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders |
 //! | `trap_regs(base, sp, handler, data)` | prepares the stack so that, with the returned registers, the trapped coroutine calls `handler(data, link)` |
+//!
+//! The `arg` of a switch is a [`Word`]: one register's worth of bits that
+//! the switch carries from one side to the other untouched, never reading
+//! it (the generic code puts a small value or an address in it).
 //!
 //! The root frame of every coroutine carries unwind information (DWARF CFI,
 //! or SEH on Windows) that reads the link, so unwinders and debuggers walk
@@ -41,6 +45,13 @@ macro_rules! resume_asm {
         core::arch::asm!($($body)*);
     };
 }
+
+/// The register's worth of bits a switch carries (`arg`). `MaybeUninit`
+/// because it may hold a value with padding, or no value at all: inline asm
+/// accepts `MaybeUninit` operands of integer types and moves them between
+/// registers like any other, keeping every bit; Rust never reads the word
+/// as an integer. See `crate::transfer`.
+pub(crate) type Word = core::mem::MaybeUninit<usize>;
 
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {

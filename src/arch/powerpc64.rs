@@ -62,6 +62,7 @@
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -215,7 +216,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (r2, r30, r31 here from the frame P, the
@@ -264,7 +265,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context C (resume address, r2, r30, r31) is what the
     // code at label 2 restores, and the parent's switch frame is at [link].
@@ -326,18 +327,19 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: r4 = 0 tells the
-    // parent that the coroutine has finished; `resume` restores the rest.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: r4 = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished; `resume` restores the rest.
     unsafe {
         asm!(
             "ld 1, 0(5)",
             "ld 0, 16(1)",
             "mtlr 0",
-            "li 4, 0",
             "blr",
             in("r3") arg,
             in("r5") link,
+            in("r4") end,
             options(noreturn),
         )
     }

@@ -61,6 +61,7 @@
 use core::arch::{asm, naked_asm};
 use core::mem::size_of;
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -319,7 +320,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine side completes the frame record with ra, and
     // returns (`suspend` or `exit`) with s0, s1 and sp restored from it and
@@ -351,7 +352,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, s0, s1) is what the code
     // at label 2 restores, and the parent's frame record is below [link].
@@ -396,9 +397,10 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: a1 = 0 tells the
-    // parent that the coroutine has finished.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: a1 = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished.
     unsafe {
         asm!(
             concat!(lx!(), " t1, 0(a2)"),
@@ -406,13 +408,13 @@ pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
             concat!(lx!(), " s0, -{w2}(t1)"),
             concat!(lx!(), " s1, -{w3}(t1)"),
             "mv sp, t1",
-            "li a1, 0",
             "ret",
             w = const W,
             w2 = const 2 * W,
             w3 = const 3 * W,
             in("a0") arg,
             in("a2") link,
+            in("a1") end,
             options(noreturn),
         )
     }

@@ -62,6 +62,7 @@
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -207,7 +208,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (esi here, ebp on the coroutine side, ebx and
@@ -234,7 +235,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, esi, ebp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -281,17 +282,18 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: ecx = 0 tells the
-    // parent that the coroutine has finished.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: ecx = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished.
     unsafe {
         asm!(
             "mov esp, [edx]",
             "pop ebp",
-            "xor ecx, ecx",
             "ret",
             in("eax") arg,
             in("edx") link,
+            in("ecx") end,
             options(noreturn),
         )
     }

@@ -81,6 +81,7 @@ compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwin
 
 use core::arch::{asm, naked_asm};
 
+use super::Word;
 use crate::stack::{StackPointer, StackTebFields};
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
@@ -323,7 +324,7 @@ pub unsafe fn init_stack(
 /// `sp` must be the context of a suspended coroutine whose stack has base
 /// `base`, and this must be its only resumption.
 #[inline(always)]
-pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize, usize) {
+pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine saves rbx and rbp in the frame record it builds
     // on our stack and restores them before returning; everything else the
@@ -350,7 +351,7 @@ pub unsafe fn resume(arg: usize, sp: StackPointer, base: StackPointer) -> (usize
 /// Must run on the coroutine stack whose link is at `link`, with its parent
 /// blocked in `resume`.
 #[inline(always)]
-pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
+pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, rbx, rbp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -400,10 +401,11 @@ pub unsafe fn suspend(arg: usize, link: *mut usize) -> usize {
 /// # Safety
 /// As for [`suspend`]; the coroutine's stack must hold nothing live.
 #[inline(always)]
-pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
-    // SAFETY: as in `suspend`, minus saving a context: r8 = 0 tells the
-    // parent that the coroutine has finished. The swap leaves our final TEB
-    // fields in the header for `Stack::update_teb_fields`.
+pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    // SAFETY: as in `suspend`, minus saving a context: r8 = `end` (a small
+    // number, never a context) tells the parent that the coroutine has
+    // finished. The swap leaves our final TEB fields in the header for
+    // `Stack::update_teb_fields`.
     unsafe {
         asm!(
             swap_teb!("rdx - 56", "rdx + 16"),
@@ -411,10 +413,10 @@ pub unsafe fn exit(arg: usize, link: *mut usize) -> ! {
             "pop rax",
             "pop rbp",
             "pop rbx",
-            "xor r8d, r8d",
             "ret",
             in("rcx") arg,
             in("rdx") link,
+            in("r8") end,
             options(noreturn),
         )
     }
