@@ -29,6 +29,7 @@ const CLAIMED: usize = 1;
 
 /// A registered stack. `key` (the guard page's start) is written last and
 /// cleared first, so a reader that sees a real key sees the other fields.
+#[derive(Debug)]
 struct Slot {
     key: AtomicUsize,
     guard_end: AtomicUsize,
@@ -47,9 +48,10 @@ static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
 /// and making one costs nothing extra.
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Where a stack sits in the table, to remove it when it is freed.
+/// Where a stack sits in the table, to remove it when it is freed. A
+/// reference, so that it takes one word in every `DefaultStack`.
 #[derive(Debug)]
-pub(crate) struct Registration(Option<usize>);
+pub(crate) struct Registration(Option<&'static Slot>);
 
 impl Registration {
     pub(crate) fn none() -> Self {
@@ -76,7 +78,7 @@ pub(crate) fn register(guard_start: usize, guard_end: usize, stack_base: usize) 
             slot.guard_end.store(guard_end, Ordering::Relaxed);
             slot.stack_base.store(stack_base, Ordering::Relaxed);
             slot.key.store(guard_start, Ordering::Release);
-            return Registration(Some(index));
+            return Registration(Some(slot));
         }
     }
     Registration(None)
@@ -84,8 +86,8 @@ pub(crate) fn register(guard_start: usize, guard_end: usize, stack_base: usize) 
 
 /// Removes a stack from the table, before its memory is released.
 pub(crate) fn unregister(registration: &Registration) {
-    if let Some(index) = registration.0 {
-        TABLE[index].key.store(FREE, Ordering::Release);
+    if let Some(slot) = registration.0 {
+        slot.key.store(FREE, Ordering::Release);
     }
 }
 

@@ -44,6 +44,8 @@ pub const MIN_STACK_SIZE: usize = crate::sanitizer::min_stack_size(crate::arch::
 /// # Safety
 ///
 /// An implementation must guarantee that:
+/// - [`base`](Self::base) and [`limit`](Self::limit) are aligned to
+///   [`STACK_ALIGNMENT`], as their documentation says;
 /// - the memory from [`limit`](Self::limit) to [`base`](Self::base) stays
 ///   valid and unused by anything else for as long as the object lives (it
 ///   may move: the memory may not);
