@@ -345,6 +345,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// # Safety
     /// As for `exit_of`.
     #[cold]
+    // Where panics are not caught, `CaughtPanic` is uninhabited and the
+    // `END_PANICKED` branch is dead.
+    #[allow(unreachable_code)]
     unsafe fn exit_of_other(&mut self, end: usize, word: Word) -> Exit<Return> {
         self.context = DONE;
         if end == END_PANICKED {
