@@ -686,8 +686,8 @@ impl StackState {
     }
 
     /// Coroutine side of a resume: whether the parent asks it to unwind.
-    /// (Whoever acts on a request takes it with `clear_unwind_request`, out
-    /// of line, so that this stays a single test of memory.)
+    /// (Whoever acts on a request clears it from a cold function of its own,
+    /// so that this stays a single test of memory on the hot path.)
     #[inline(always)]
     fn unwind_requested(&self) -> bool {
         self.top.get() & UNWIND_REQUEST != 0
