@@ -1,7 +1,7 @@
 //! The coroutine state machine, above the architecture layer.
 //!
 //! Values cross stacks in the word a switch carries (see
-//! [`transfer`](crate::transfer)): by value if they fit, else by address.
+//! [`transfer`]): by value if they fit, else by address.
 //! What the word cannot say travels beside it, where the common paths do not
 //! pay for it: how a coroutine's function ended goes in place of a context
 //! (the `end` of `arch::exit`), and a parent's request that the coroutine
