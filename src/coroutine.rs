@@ -626,14 +626,6 @@ impl StackBounds {
     }
 }
 
-/// An address in the caller's frame: the stack pointer, give or take the
-/// frame's size, without architecture-specific code.
-#[inline(always)]
-fn approximate_stack_pointer() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(&marker) as *const u8 as usize
-}
-
 /// Moves `value` to the top of `stack`, just below the arch header and the
 /// stack bounds, and returns its address, which is aligned to at least
 /// `STACK_ALIGNMENT`.
@@ -714,8 +706,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     }
 
     /// Bytes of stack left below the current frame: the stack pointer
-    /// (approximately: an address in the caller's frame) minus the limit of
-    /// the stack the coroutine is running on.
+    /// minus the limit of the stack the coroutine is running on.
     ///
     /// The limit is [`Stack::limit`](crate::stack::Stack::limit), which
     /// includes guard pages (on Windows, also the ~28 KiB guard and
@@ -739,7 +730,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// ```
     #[inline]
     pub fn remaining_stack(&self) -> usize {
-        let here = approximate_stack_pointer();
+        let here = arch::current_stack_pointer();
         let bounds = self.bounds();
         let (limit, top) = (bounds.limit.get(), bounds.top.get());
         if here > limit && here < top {

@@ -16,6 +16,7 @@
 //! | `resume(arg, sp, base)` | switches into the coroutine whose context is saved at `sp`; returns `(arg, sp)` when it suspends, `(arg, 0)` when it exits |
 //! | `suspend(arg, link)` | saves the running coroutine's context and switches back to the parent recorded in `link` |
 //! | `exit(arg, link)` | switches to the parent for the last time, saving nothing |
+//! | `current_stack_pointer()` | the stack pointer where it is inlined (one register move) |
 //! | `parent_stack_top(link)` | highest usable address on the parent's stack while it is blocked in `resume` |
 //! | `call_on_stack(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders |
 //! | `trap_regs(base, sp, handler, data)` | prepares the stack so that, with the returned registers, the trapped coroutine calls `handler(data, link)` |
@@ -72,8 +73,8 @@ pub use imp::TrapHandlerRegs;
 #[cfg(windows)]
 pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
-    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
-    MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
+    call_on_stack, current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend,
+    trap_regs, LINK, MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
 // The generic code relies on the header keeping everything below it aligned.
