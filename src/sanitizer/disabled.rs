@@ -113,3 +113,9 @@ pub(crate) unsafe fn release(
     _base: StackPointer,
 ) {
 }
+
+/// # Safety
+/// See `enabled.rs`; nothing is required here.
+#[allow(dead_code)] // Only the Unix stacks measure their use.
+#[inline(always)]
+pub(crate) unsafe fn scanning_unused_stack(_low: usize, _top: usize) {}
