@@ -255,16 +255,18 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
-        // SAFETY: the stack is ours and unused; the OS state goes in its
-        // header, the bounds and the closure just below.
+        // SAFETY: the stack is ours and unused; the sanitizers learn of it
+        // first (before anything is written to it), the OS state goes in
+        // its header, the bounds and the closure just below.
         unsafe {
+            let fiber = CoroutineFiber::new(stack.limit(), stack.base());
             stack::attach_os_state(&stack);
             StackBounds::of(stack.base()).set(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
             Coroutine {
-                fiber: CoroutineFiber::new(stack.limit(), stack.base()),
+                fiber,
                 stack: ManuallyDrop::new(stack),
                 context,
                 fresh_context: context,

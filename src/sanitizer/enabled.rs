@@ -83,8 +83,21 @@ pub(crate) struct CoroutineFiber {
 }
 
 impl CoroutineFiber {
+    /// The state of a coroutine about to be set up on the stack `limit..base`.
+    ///
+    /// Clears the stack's ASan poison: a stack may be reused after the
+    /// coroutine on it was forgotten rather than dropped (`mem::forget`, or
+    /// a coroutine leaked inside the frames of one that was `force_reset`),
+    /// and then its dead frames' redzones are still poisoned; a new
+    /// coroutine's frames over them would be reported (or, where ASan
+    /// cannot make sense of them, trip its `kCurrentStackFrameMagic` check).
+    ///
+    /// # Safety
+    /// Nothing may run on the stack, which must be ours.
     #[inline]
-    pub(crate) fn new(limit: StackPointer, base: StackPointer) -> Self {
+    pub(crate) unsafe fn new(limit: StackPointer, base: StackPointer) -> Self {
+        // SAFETY: forwarded to the caller: no live frame has poison there.
+        unsafe { asan::unpoison(limit.get() as *const c_void, base.get() - limit.get()) };
         CoroutineFiber {
             stack: StackBounds::new(limit, base),
             fake_stack: ptr::null_mut(),
