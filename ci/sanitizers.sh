@@ -29,10 +29,10 @@ sanitizers=("$@")
 #   run in a second pass without it.
 fake_stack_sensitive=(on_stack_runs_a_closure_on_another_stack on_parent_stack_runs_on_the_parent_stack
     remaining_stack_counts_down_from_the_stack_size)
-# - Backtraces from inside a coroutine stop at its root frame under both
-#   sanitizers, with or without the `sanitizer` feature (an open issue: the
-#   runtime places thread stacks below the coroutine stacks, and unwinders
-#   reject the jump). The other CI steps cover them.
+# - Backtraces from inside a coroutine stopped at its root frame under both
+#   sanitizers: the CFI of the naked switch functions went to .debug_frame
+#   only (see src/arch/mod.rs). Fixed and checked under ASan; under TSan
+#   they are still left out until checked there.
 unwinds_across=(walks_into_the_resumer backtrace_after_suspending_follows_the_latest_resumer
     backtraces_cross_on_stack_and_on_parent_stack)
 
@@ -62,7 +62,9 @@ for sanitizer in "${sanitizers[@]}"; do
     [ "$sanitizer" = address ] && RUSTFLAGS="$RUSTFLAGS --cfg stackswitch_asan"
     cargo_test=(cargo +nightly test -Zbuild-std --target "$host" --features sanitizer
         --target-dir "target/sanitizer-$sanitizer" --no-fail-fast)
-    mapfile -t skip_args < <(skips "${unwinds_across[@]}" "${fake_stack_sensitive[@]}" "$leaks_on_purpose (line")
+    unwinds=()
+    [ "$sanitizer" = thread ] && unwinds=("${unwinds_across[@]}")
+    mapfile -t skip_args < <(skips "${unwinds[@]}" "${fake_stack_sensitive[@]}" "$leaks_on_purpose (line")
     start=$SECONDS
     ASAN_OPTIONS="$asan:detect_stack_use_after_return=1" run_tests "$sanitizer sanitizer" \
         "${cargo_test[@]}" -- "${skip_args[@]}" || status=1

@@ -213,7 +213,9 @@ unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCa
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// 32 writable bytes below it on the stack described by `base`.
-#[inline]
+// Never inlined, so that the naked functions above share their codegen
+// unit with an ordinary function (see `arch/mod.rs`).
+#[inline(never)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
