@@ -24,20 +24,23 @@ sanitizers=("$@")
 
 # Tests that cannot pass under a sanitizer, with the reason:
 # - Locals whose address is taken live on ASan's fake stack (a heap-like
-#   area, for catching use-after-return), so these two tests, which check
-#   that a local is on a given stack, run in a second pass without it.
-fake_stack_sensitive=(on_stack_runs_a_closure_on_another_stack on_parent_stack_runs_on_the_parent_stack)
-# - Backtraces from inside a coroutine stop at its root frame under both
-#   sanitizers, with or without the `sanitizer` feature (an open issue: the
-#   runtime places thread stacks below the coroutine stacks, and unwinders
-#   reject the jump). The other CI steps cover them.
+#   area, for catching use-after-return), so these tests, which check that
+#   a local is on a given stack (or that a 16 KiB one uses 16 KiB of it),
+#   run in a second pass without it.
+fake_stack_sensitive=(on_stack_runs_a_closure_on_another_stack on_parent_stack_runs_on_the_parent_stack
+    remaining_stack_counts_down_from_the_stack_size)
+# - Backtraces from inside a coroutine stopped at its root frame under both
+#   sanitizers: the CFI of the naked switch functions went to .debug_frame
+#   only (see src/arch/mod.rs). Fixed and checked under ASan; under TSan
+#   they are still left out until checked there.
 unwinds_across=(walks_into_the_resumer backtrace_after_suspending_follows_the_latest_resumer
     backtraces_cross_on_stack_and_on_parent_stack)
 
-# - Two doc tests: `force_reset` leaks on purpose (its documented
-#   behaviour), and `remaining_stack` measures with a local's address, which
-#   ASan's fake stack moves off the stack (an open issue).
-doc_tests=("force_reset (line" "remaining_stack (line")
+# - The `force_reset` doc test leaks on purpose (its documented behaviour),
+#   so it runs in a third pass without leak checking. rustdoc splits test
+#   arguments at spaces: "force_reset (line" skips it without touching the
+#   test binaries' `force_reset_*` tests, "force_reset" alone selects it.
+leaks_on_purpose=force_reset
 
 skips() { local t; for t in "$@"; do printf -- '--skip\n%s\n' "$t"; done; }
 
@@ -59,12 +62,16 @@ for sanitizer in "${sanitizers[@]}"; do
     [ "$sanitizer" = address ] && RUSTFLAGS="$RUSTFLAGS --cfg stackswitch_asan"
     cargo_test=(cargo +nightly test -Zbuild-std --target "$host" --features sanitizer
         --target-dir "target/sanitizer-$sanitizer" --no-fail-fast)
-    mapfile -t skip_args < <(skips "${unwinds_across[@]}" "${fake_stack_sensitive[@]}" "${doc_tests[@]}")
+    unwinds=()
+    [ "$sanitizer" = thread ] && unwinds=("${unwinds_across[@]}")
+    mapfile -t skip_args < <(skips "${unwinds[@]}" "${fake_stack_sensitive[@]}" "$leaks_on_purpose (line")
     start=$SECONDS
     ASAN_OPTIONS="$asan:detect_stack_use_after_return=1" run_tests "$sanitizer sanitizer" \
         "${cargo_test[@]}" -- "${skip_args[@]}" || status=1
     ASAN_OPTIONS="$asan:detect_stack_use_after_return=0" run_tests "$sanitizer sanitizer, no fake stack" \
-        "${cargo_test[@]}" --test coroutine -- "${fake_stack_sensitive[@]}" || status=1
+        "${cargo_test[@]}" --test coroutine --test stack_usage -- "${fake_stack_sensitive[@]}" || status=1
+    ASAN_OPTIONS="$asan:detect_leaks=0" run_tests "$sanitizer sanitizer, no leak check" \
+        "${cargo_test[@]}" --doc -- "$leaks_on_purpose" || status=1
     if [ -n "$(ls -A "$reports")" ]; then
         echo "FAILED: the $sanitizer sanitizer reported:"
         for report in "$reports"/*; do

@@ -3,8 +3,10 @@
 # child processes included. Fails if a test fails or if memcheck reports any
 # error in any process: invalid accesses, uses of uninitialised values, and
 # definite leaks (ci/valgrind.supp lists what tests do on purpose).
-# DefaultStack registers its stacks with Valgrind, so switches between them
-# are not mistaken for wild stack-pointer jumps.
+# DefaultStack and the pool register their stacks with Valgrind, so switches
+# between them are not mistaken for wild stack-pointer jumps; the pool tells
+# memcheck about the guard pages it cannot see (MADV_GUARD_INSTALL), and
+# stack scans (high-water marks) tell it they read dead frames on purpose.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
@@ -29,22 +31,10 @@ valgrind=(valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=
     --suppressions="$PWD/ci/valgrind.supp" --log-file="$logs/%p.log")
 export STACKSWITCH_TEST_RUNNER="${valgrind[*]}"
 
-# Left out, with the reason (they run in every other configuration):
-# - pool: its slab stacks put guard pages in with MADV_GUARD_INSTALL, which
-#   Valgrind 3.19 does not know (a child that overflows one never dies under
-#   it), and two of its tests read dead stacks' memory on purpose (the
-#   tenant-leak check, and `high_water_mark`, which should tell memcheck with
-#   a MAKE_MEM_DEFINED client request: open).
-not_under_valgrind='^pool-'
-
 status=0
 total=0
 for binary in $binaries; do
     name=$(basename "$binary")
-    if [[ $name =~ $not_under_valgrind ]]; then
-        echo "    $name: not run under Valgrind (see the comment above)"
-        continue
-    fi
     out="$logs/$name.out"
     "${valgrind[@]}" "$binary" >"$out" 2>&1
     code=$?

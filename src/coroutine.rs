@@ -260,19 +260,22 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
-        // SAFETY: the stack is ours and unused; the OS state goes in its
-        // header, the bounds and the closure just below. Its base is aligned
-        // (a requirement of `Stack`); saying so lets the compiler drop the
-        // rounding of the closure's address where it has nothing to round.
+        // SAFETY: the stack is ours and unused; the sanitizers learn of it
+        // first (before anything is written to it), the OS state goes in
+        // its header, the bounds and the closure just below. Its base is
+        // aligned (a requirement of `Stack`); saying so lets the compiler
+        // drop the rounding of the closure's address where it has nothing
+        // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
+            let fiber = CoroutineFiber::new(stack.limit(), stack.base());
             stack::attach_os_state(&stack);
             StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
             Coroutine {
-                fiber: CoroutineFiber::new(stack.limit(), stack.base()),
+                fiber,
                 stack: ManuallyDrop::new(stack),
                 context,
                 fresh_context: context,
@@ -754,14 +757,6 @@ unsafe fn exit_with<Return>(result: Result<Option<Return>, CaughtPanic>, link: *
     }
 }
 
-/// An address in the caller's frame: the stack pointer, give or take the
-/// frame's size, without architecture-specific code.
-#[inline(always)]
-fn approximate_stack_pointer() -> usize {
-    let marker = 0u8;
-    core::hint::black_box(&marker) as *const u8 as usize
-}
-
 /// Moves `value` to the top of `stack`, just below the arch header and the
 /// stack state, and returns its address, which is aligned to at least
 /// `STACK_ALIGNMENT`.
@@ -850,8 +845,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     }
 
     /// Bytes of stack left below the current frame: the stack pointer
-    /// (approximately: an address in the caller's frame) minus the limit of
-    /// the stack the coroutine is running on.
+    /// minus the limit of the stack the coroutine is running on.
     ///
     /// The limit is [`Stack::limit`](crate::stack::Stack::limit), which
     /// includes guard pages (on Windows, also the ~28 KiB guard and
@@ -875,7 +869,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// ```
     #[inline]
     pub fn remaining_stack(&self) -> usize {
-        let here = approximate_stack_pointer();
+        let here = arch::current_stack_pointer();
         let bounds = self.state();
         let (limit, top) = (bounds.limit.get(), bounds.top.get());
         if here > limit && here < top {

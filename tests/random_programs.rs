@@ -25,10 +25,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 #[test]
-#[cfg_attr(
-    stackswitch_asan,
-    ignore = "an ASan runtime CHECK (kCurrentStackFrameMagic) fails on some programs: open"
-)]
 fn random_programs_match_the_model() {
     let cases = env_u64("STACKSWITCH_STRESS_CASES", 1000);
     let first_seed = env_u64("STACKSWITCH_STRESS_SEED", 0);

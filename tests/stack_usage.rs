@@ -20,10 +20,6 @@ fn remaining_in_a_new_frame(yielder: &Yielder<(), usize>) -> usize {
 }
 
 #[test]
-#[cfg_attr(
-    stackswitch_asan,
-    ignore = "remaining_stack measures with a local's address, which ASan's fake stack moves off the stack (open)"
-)]
 fn remaining_stack_counts_down_from_the_stack_size() {
     let stack = DefaultStack::new(128 * 1024).unwrap();
     let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), usize>, ()| {
@@ -67,10 +63,6 @@ fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
 }
 
 #[test]
-#[cfg_attr(
-    stackswitch_asan,
-    ignore = "remaining_stack measures with a local's address, which ASan's fake stack moves off the stack (open)"
-)]
 fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
     // 50,000 levels need ~30 MiB: a 64 KiB stack overflows without growing.
     let stack = DefaultStack::new(64 * 1024).unwrap();
@@ -105,10 +97,6 @@ fn a_coroutine_suspended_on_grown_segments_unwinds_when_dropped() {
 
 #[cfg(feature = "unwind")]
 #[test]
-#[cfg_attr(
-    stackswitch_asan,
-    ignore = "remaining_stack measures with a local's address, which ASan's fake stack moves off the stack (open)"
-)]
 fn a_panic_on_a_grown_segment_reaches_the_coroutine_with_its_bounds_restored() {
     let stack = DefaultStack::new(64 * 1024).unwrap();
     let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {

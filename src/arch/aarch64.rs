@@ -237,7 +237,9 @@ unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: 
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// 32 writable bytes below it on the stack described by `base`.
-#[inline]
+// Never inlined, so that the naked functions above share their codegen
+// unit with an ordinary function (see `arch/mod.rs`).
+#[inline(never)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
@@ -373,6 +375,17 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // below its sp (not even in Apple's red zone). The record is 16-aligned.
     // SAFETY: a stack address is never near zero.
     unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
+}
+
+/// The stack pointer (`sp`) where this is inlined, read directly: an
+/// address of a local would not do, since a sanitizer may keep locals
+/// elsewhere (ASan's fake stack).
+#[inline(always)]
+pub fn current_stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies a register; touches no memory, stack or flags.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
 }
 
 /// # Safety

@@ -598,6 +598,17 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
 }
 
+/// The stack pointer (`sp`) where this is inlined, read directly: an
+/// address of a local would not do, since a sanitizer may keep locals
+/// elsewhere (ASan's fake stack).
+#[inline(always)]
+pub fn current_stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies a register; touches no memory, stack or flags.
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// # Safety
 /// `top` must be an 8-aligned address with enough stack below it for `f`.
 #[inline]

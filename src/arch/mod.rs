@@ -16,6 +16,7 @@
 //! | `resume(arg, sp, base)` | switches into the coroutine whose context is saved at `sp`; returns `(arg, sp)` when it suspends, `(arg, end)` when it exits |
 //! | `suspend(arg, link)` | saves the running coroutine's context and switches back to the parent recorded in `link` |
 //! | `exit(arg, link, end)` | switches to the parent for the last time, saving nothing; `end` is a small number (never a context) that the parent's `resume` returns in place of `sp` |
+//! | `current_stack_pointer()` | the stack pointer where it is inlined (one register move) |
 //! | `parent_stack_top(link)` | highest usable address on the parent's stack while it is blocked in `resume` |
 //! | `call_on_stack(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders |
 //! | `trap_regs(base, sp, handler, data)` | prepares the stack so that, with the returned registers, the trapped coroutine calls `handler(data, link)` |
@@ -28,6 +29,18 @@
 //! or SEH on Windows) that reads the link, so unwinders and debuggers walk
 //! from a coroutine into whoever resumed it last. Switches never write below
 //! the stack pointer, so signals may arrive at any instruction.
+//!
+//! In the ELF files (but `arm.rs`, whose naked functions live in inner
+//! modules, and which no sanitizer supports) `init_stack` is never
+//! inlined, so that the codegen unit of the naked functions (their
+//! module's) always holds an ordinary function too. LLVM writes the CFI of
+//! naked functions (module asm) to `.eh_frame` only if some function of
+//! their codegen unit needs an unwind table; alone with a sanitizer's
+//! module constructor, which does not, it went to `.debug_frame` only,
+//! where debuggers find it but `_Unwind_Backtrace` (`std::backtrace`, the
+//! `backtrace` crate) does not: backtraces under ASan stopped at a
+//! coroutine's root frame. Creating a coroutine costs one call more;
+//! switches are unchanged.
 //!
 //! Adding a CPU means adding one file here and one line below.
 
@@ -83,8 +96,8 @@ pub use imp::TrapHandlerRegs;
 #[cfg(windows)]
 pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
-    call_on_stack, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
-    MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
+    call_on_stack, current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend,
+    trap_regs, LINK, MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
 // The generic code relies on the header keeping everything below it aligned.

@@ -446,6 +446,17 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     }
 }
 
+/// The stack pointer (`esp`) where this is inlined, read directly: an
+/// address of a local would not do, since a sanitizer may keep locals
+/// elsewhere (ASan's fake stack).
+#[inline(always)]
+pub fn current_stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies a register; touches no memory, stack or flags.
+    unsafe { asm!("mov {}, esp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// # Safety
 /// `top` must be a 16-aligned address with enough stack below it for `f`,
 /// and the word at `top` must point at the TEB fields of that stack

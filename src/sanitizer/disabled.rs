@@ -13,8 +13,10 @@ pub(crate) const fn min_stack_size(arch_min: usize) -> usize {
 pub(crate) struct CoroutineFiber;
 
 impl CoroutineFiber {
+    /// # Safety
+    /// See `enabled.rs`; nothing is required here.
     #[inline(always)]
-    pub(crate) fn new(_limit: StackPointer, _base: StackPointer) -> Self {
+    pub(crate) unsafe fn new(_limit: StackPointer, _base: StackPointer) -> Self {
         CoroutineFiber
     }
 }
@@ -113,3 +115,9 @@ pub(crate) unsafe fn release(
     _base: StackPointer,
 ) {
 }
+
+/// # Safety
+/// See `enabled.rs`; nothing is required here.
+#[allow(dead_code)] // Only the Unix stacks measure their use.
+#[inline(always)]
+pub(crate) unsafe fn scanning_unused_stack(_low: usize, _top: usize) {}

@@ -22,6 +22,7 @@
 //! | trap recovery | | [`trapped`] first thing in the trap's root function |
 //! | `on_stack`, `on_parent_stack` | [`calling_on_stack`] before, [`stack_call_returned`] after | [`stack_call_entered`] first, [`stack_call_leaving`] last in the called root function |
 //! | a coroutine's stack is freed or reused | [`release`] | |
+//! | a stack nothing runs on is scanned (its high-water mark) | [`scanning_unused_stack`] | |
 //!
 //! The coroutine side finds its [`CoroutineFiber`] through a thread-local
 //! pointer that the parent sets in [`resuming`] and restores in
@@ -47,3 +48,6 @@ pub(crate) use imp::{
     resumed_in_coroutine, resuming, stack_call_entered, stack_call_leaving, stack_call_returned,
     suspending, trapped, CoroutineFiber, StackBounds,
 };
+// Only the Unix stacks measure their use.
+#[allow(unused_imports)]
+pub(crate) use imp::scanning_unused_stack;

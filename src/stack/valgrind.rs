@@ -1,4 +1,6 @@
-//! Valgrind client requests: telling Valgrind where coroutine stacks are.
+//! Valgrind client requests: telling Valgrind where coroutine stacks are,
+//! where guard pages are that it cannot see, and that a stack's unused
+//! memory is about to be scanned on purpose.
 //!
 //! Valgrind watches the stack pointer; a jump of it to another region looks
 //! like a huge stack allocation ("client switching stacks?") unless both
@@ -11,6 +13,11 @@
 /// `valgrind.h` (`'S' << 8` plus 1 and 2).
 const STACK_REGISTER: usize = 0x1501;
 const STACK_DEREGISTER: usize = 0x1502;
+/// `VG_USERREQ__MAKE_MEM_NOACCESS` and `VG_USERREQ__MAKE_MEM_DEFINED` from
+/// `memcheck.h` (`'M' << 24 | 'C' << 16`, plus 0 and 2). Other tools
+/// ignore them.
+const MAKE_MEM_NOACCESS: usize = 0x4d43_0000;
+const MAKE_MEM_DEFINED: usize = 0x4d43_0002;
 
 /// Makes a client request and returns Valgrind's answer, or `default` when
 /// not running under Valgrind.
@@ -54,4 +61,20 @@ pub(in crate::stack) fn register_stack(limit: usize, base: usize) -> usize {
 #[inline]
 pub(in crate::stack) fn deregister_stack(id: usize) {
     client_request(0, [STACK_DEREGISTER, id, 0, 0, 0, 0]);
+}
+
+/// Tells memcheck that `start..start + len` must not be accessed (a guard
+/// page it cannot know of).
+#[inline]
+pub(in crate::stack) fn make_mem_noaccess(start: usize, len: usize) {
+    client_request(0, [MAKE_MEM_NOACCESS, start, len, 0, 0, 0]);
+}
+
+/// Tells memcheck that `start..start + len` holds defined values, before a
+/// stack scan reads it. Memcheck marks a stack's memory inaccessible as the
+/// frames on it return, so reading what they left is an error otherwise;
+/// the scan reads it on purpose, and whatever is there is now its value.
+#[inline]
+pub(in crate::stack) fn make_mem_defined(start: usize, len: usize) {
+    client_request(0, [MAKE_MEM_DEFINED, start, len, 0, 0, 0]);
 }
