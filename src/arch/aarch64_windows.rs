@@ -219,7 +219,7 @@ unsafe extern "C" fn trap_start() {
 /// word at `top` points at the TEB fields of that stack; they are swapped
 /// in for the call and back out after it.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".seh_proc {name}",
         "stp x29, x30, [sp, #-32]!",
@@ -411,15 +411,6 @@ pub fn current_stack_pointer() -> usize {
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`,
-/// and the word at `top` must point at the TEB fields of that stack.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
 }
 
 /// # Safety

@@ -137,7 +137,7 @@ macro_rules! switch_asm {
 // ARM state and Thumb-2 (every ARM target with ldrex/strex, ARMv7 and up).
 // ---------------------------------------------------------------------------
 #[cfg(target_has_atomic = "ptr")]
-mod imp {
+mod isa {
     use super::*;
 
     /// The context handle is the top of the saved words (see the module
@@ -314,7 +314,7 @@ mod imp {
     /// Calls `f(data)` on the stack topped at r1 (8-aligned), with a frame
     /// record so that unwinders continue on the original stack.
     #[unsafe(naked)]
-    pub(super) unsafe extern "C" fn stack_call_trampoline(
+    pub(in crate::arch) unsafe extern "C" fn stack_call_trampoline(
         data: *mut u8,
         top: usize,
         f: StackCallFn,
@@ -360,7 +360,7 @@ mod imp {
 // the switch saves r6 and r7 by hand and declares r8-r11 clobbered.
 // ---------------------------------------------------------------------------
 #[cfg(not(target_has_atomic = "ptr"))]
-mod imp {
+mod isa {
     use super::*;
 
     // The parent's stack at the switch has no r11 slot:
@@ -507,7 +507,7 @@ mod imp {
 
     /// As the ARM/Thumb-2 `stack_call_trampoline`, Thumb state only.
     #[unsafe(naked)]
-    pub(super) unsafe extern "C" fn stack_call_trampoline(
+    pub(in crate::arch) unsafe extern "C" fn stack_call_trampoline(
         data: *mut u8,
         top: usize,
         f: StackCallFn,
@@ -533,7 +533,8 @@ mod imp {
     }
 }
 
-use imp::{coroutine_start, stack_call_trampoline, trap_start};
+pub(super) use isa::stack_call_trampoline;
+use isa::{coroutine_start, trap_start};
 
 /// # Safety
 /// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with at least
@@ -558,7 +559,7 @@ pub unsafe fn init_stack(
         *(bottom as *mut usize) = start;
         *((bottom + 4) as *mut usize) = entry as usize;
         *((bottom + 8) as *mut usize) = data as usize;
-        StackPointer::new_unchecked(bottom + imp::HANDLE_FROM_BOTTOM)
+        StackPointer::new_unchecked(bottom + isa::HANDLE_FROM_BOTTOM)
     }
 }
 
@@ -568,7 +569,7 @@ pub unsafe fn init_stack(
 #[inline(always)]
 pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::resume(arg, sp, base.get() - LINK) }
+    unsafe { isa::resume(arg, sp, base.get() - LINK) }
 }
 
 /// # Safety
@@ -577,7 +578,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 #[inline(always)]
 pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::suspend(arg, link) }
+    unsafe { isa::suspend(arg, link) }
 }
 
 /// # Safety
@@ -585,7 +586,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 #[inline(always)]
 pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::exit(arg, link, end) }
+    unsafe { isa::exit(arg, link, end) }
 }
 
 /// # Safety
@@ -607,14 +608,6 @@ pub fn current_stack_pointer() -> usize {
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// # Safety
-/// `top` must be an 8-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
 }
 
 /// # Safety

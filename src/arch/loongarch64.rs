@@ -181,7 +181,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at $a1 (16-aligned), with fp-based
 /// CFI so unwinders continue on the original stack.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame-pointer prologue (ra at fp-8, old fp at fp-16):
@@ -354,14 +354,6 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
-}
-
-/// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
 /// stack below it, and the link must hold the parent of the coroutine that
 /// trapped.
@@ -380,6 +372,6 @@ pub unsafe fn trap_regs(
         a0: data as u64,
         a1: (base.get() - LINK) as u64,
         fp: base.get() as u64,
-        ra: handler as u64,
+        ra: handler as usize as u64,
     }
 }

@@ -18,7 +18,7 @@
 //! | `exit(arg, link, end)` | switches to the parent for the last time, saving nothing; `end` is a small number (never a context) that the parent's `resume` returns in place of `sp` |
 //! | `current_stack_pointer()` | the stack pointer where it is inlined (one register move) |
 //! | `parent_stack_top(link)` | highest usable address on the parent's stack while it is blocked in `resume` |
-//! | `call_on_stack(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders |
+//! | `stack_call_trampoline(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders (`call_on_stack` below) |
 //! | `trap_regs(base, sp, handler, data)` | prepares the stack so that, with the returned registers, the trapped coroutine calls `handler(data, link)` |
 //!
 //! The `arg` of a switch is a [`Word`]: one register's worth of bits that
@@ -66,6 +66,9 @@ macro_rules! resume_asm {
 /// as an integer. See `crate::transfer`.
 pub(crate) type Word = core::mem::MaybeUninit<usize>;
 
+use crate::stack::StackPointer;
+use crate::unwind::StackCallFn;
+
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {
         $(
@@ -96,9 +99,23 @@ pub use imp::TrapHandlerRegs;
 #[cfg(windows)]
 pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
-    call_on_stack, current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend,
-    trap_regs, LINK, MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
+    current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
+    MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
+
+/// Calls `f(data)` with the stack pointer at `top`, linked so that
+/// unwinders continue on the stack it was called from.
+///
+/// # Safety
+/// `top` must be aligned to `STACK_ALIGNMENT`, with enough stack below it
+/// for `f`, and laid out as the arch's `stack_call_trampoline` documents
+/// (on Windows, the word at `top` points at the stack's TEB fields;
+/// `stack::call_top` and `parent_stack_top` arrange that).
+#[inline]
+pub(crate) unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
+    // SAFETY: forwarded to the caller.
+    unsafe { imp::stack_call_trampoline(data, top.get(), f) }
+}
 
 // The generic code relies on the header keeping everything below it aligned.
 const _: () = assert!(STACK_HEADER_SIZE.is_multiple_of(STACK_ALIGNMENT));

@@ -155,7 +155,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at `top` (16-aligned), with a back
 /// chain and CFI so unwinders continue on the original stack.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // Save our return address in the caller's LR slot, as usual.
@@ -369,14 +369,6 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
-}
-
-/// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
 /// stack below it, and the link must hold the parent of the coroutine that
 /// trapped.
@@ -397,7 +389,7 @@ pub unsafe fn trap_regs(
         sp: root as u64,
         r3: data as u64,
         r4: link as u64,
-        r12: handler as u64,
+        r12: handler as usize as u64,
         // Not used by trap_start (its `bctrl` sets LR); the header's fake
         // return address, for anything that looks before then.
         lr: coroutine_start as *const () as u64 + 4,

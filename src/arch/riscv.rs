@@ -256,7 +256,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at a1 (16-aligned), with s0-based
 /// CFI so unwinders continue on the original stack.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame-pointer prologue (ra at fp-W, old fp at fp-2W):
@@ -441,14 +441,6 @@ pub fn current_stack_pointer() -> usize {
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
 }
 
 /// # Safety

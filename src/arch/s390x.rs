@@ -152,7 +152,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at `top` (8-aligned), with CFI so
 /// unwinders continue on the original stack.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         ".cfi_def_cfa %r15, 160",
@@ -328,14 +328,6 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `top` must be an 8-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
-}
-
-/// # Safety
 /// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with free
 /// stack below it, and the link must hold the parent of the coroutine that
 /// trapped.
@@ -357,7 +349,7 @@ pub unsafe fn trap_regs(
         sp: root as u64,
         r2: data as u64,
         r3: link as u64,
-        r4: handler as u64,
+        r4: handler as usize as u64,
         // Not used by trap_start (its `basr` sets r14); a return address
         // inside it, for anything that looks before then.
         r14: trap_start as *const () as u64 + 2,

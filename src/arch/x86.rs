@@ -149,7 +149,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at `top` (16-aligned), with ebp-based
 /// CFI so unwinders continue on the original stack.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame-pointer prologue: the CFA follows ebp from here.
@@ -323,14 +323,6 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
-}
-
-/// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
 /// stack below it, and the link must hold the parent of the coroutine that
 /// trapped.
@@ -348,6 +340,6 @@ pub unsafe fn trap_regs(
         esp: (sp - 16) as u32,
         ebp: link as u32,
         ecx: data as u32,
-        edx: handler as u32,
+        edx: handler as usize as u32,
     }
 }

@@ -167,7 +167,7 @@ unsafe extern "C" fn trap_start() {
 /// CFI so unwinders continue on the original stack. "C-unwind": under
 /// `asm-unwind` a panic in `f` passes through it.
 #[unsafe(naked)]
-unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         ".cfi_startproc",
         // A normal frame-pointer prologue: the CFA follows rbp from here.
@@ -320,14 +320,6 @@ pub fn current_stack_pointer() -> usize {
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`.
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
 }
 
 /// # Safety

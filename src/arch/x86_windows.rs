@@ -240,7 +240,7 @@ unsafe extern "C" fn trap_start() {
 /// `top` points at the TEB fields of that stack; they are swapped in for the
 /// call and back out after it.
 #[unsafe(naked)]
-unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
+pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
         cfi!(".cfi_startproc"),
         // A normal frame-pointer prologue: the CFA follows ebp from here.
@@ -455,16 +455,6 @@ pub fn current_stack_pointer() -> usize {
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mov {}, esp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
     sp
-}
-
-/// # Safety
-/// `top` must be a 16-aligned address with enough stack below it for `f`,
-/// and the word at `top` must point at the TEB fields of that stack
-/// (`stack::call_top` and `parent_stack_top` arrange it).
-#[inline]
-pub unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
-    // SAFETY: forwarded to the caller.
-    unsafe { stack_call_trampoline(data, top.get(), f) }
 }
 
 /// # Safety
