@@ -199,6 +199,7 @@ pub(crate) unsafe fn resuming(fiber: &mut CoroutineFiber) -> ResumeToken {
     unsafe {
         asan::start_switch_fiber(&mut fiber.parent_fake_stack, fiber.stack);
         fiber.parent_tsan_fiber = tsan::current_fiber();
+        tsan::deliver_deferred_signals();
         tsan::switch_to_fiber(fiber.resume_tsan_fiber);
     }
     ResumeToken { fiber: this }
@@ -217,6 +218,7 @@ pub(crate) unsafe fn resumed_back(token: ResumeToken) {
         asan::finish_switch_fiber(fiber.parent_fake_stack, Some(&mut fiber.stack));
         CURRENT.set(fiber.outer);
     }
+    tsan::deliver_deferred_signals();
 }
 
 /// Coroutine side, first thing in a coroutine's root function.
@@ -231,6 +233,7 @@ pub(crate) unsafe fn coroutine_entered() {
         let fiber = &mut *current();
         asan::finish_switch_fiber(ptr::null_mut(), Some(&mut fiber.parent));
     }
+    tsan::deliver_deferred_signals();
 }
 
 /// Coroutine side, just before suspending the coroutine whose link is at
@@ -254,6 +257,7 @@ pub(crate) unsafe fn suspending(link: *mut usize) {
         }
         asan::start_switch_fiber(&mut fiber.fake_stack, fiber.parent);
         fiber.resume_tsan_fiber = tsan::current_fiber();
+        tsan::deliver_deferred_signals();
         tsan::switch_to_fiber(fiber.parent_tsan_fiber);
     }
 }
@@ -271,6 +275,7 @@ pub(crate) unsafe fn resumed_in_coroutine(link: *mut usize) {
         let fiber = &mut *owner_of(link).0;
         asan::finish_switch_fiber(fiber.fake_stack, Some(&mut fiber.parent));
     }
+    tsan::deliver_deferred_signals();
 }
 
 /// Coroutine side, before the last switch out of the coroutine.
@@ -288,6 +293,7 @@ pub(crate) unsafe fn exiting() {
     unsafe {
         let fiber = &mut *current();
         asan::start_switch_fiber(&mut fiber.fake_stack, fiber.parent);
+        tsan::deliver_deferred_signals();
         tsan::switch_to_fiber(fiber.parent_tsan_fiber);
     }
 }
@@ -501,6 +507,7 @@ mod asan {
 #[cfg(sanitize = "thread")]
 mod tsan {
     use core::ffi::{c_uint, c_void};
+    use core::sync::atomic::{AtomicUsize, Ordering};
 
     extern "C" {
         fn __tsan_get_current_fiber() -> *mut c_void;
@@ -537,6 +544,20 @@ mod tsan {
         unsafe { __tsan_switch_to_fiber(fiber, 0) }
     }
 
+    /// Runs the signal handlers that TSan holds back for the current fiber.
+    ///
+    /// TSan defers an asynchronous signal to the thread's next interceptor
+    /// or atomic operation, and queues it on the fiber that was current
+    /// when it arrived: a parked fiber's signals wait until it runs again
+    /// (forever, if it never does), however busy the thread is. An atomic
+    /// operation delivers them, so the hooks make one just before every
+    /// switch away and just after every switch in.
+    #[inline(always)]
+    pub(super) fn deliver_deferred_signals() {
+        static PROBE: AtomicUsize = AtomicUsize::new(0);
+        core::hint::black_box(PROBE.load(Ordering::Relaxed));
+    }
+
     /// # Safety
     /// `fiber` (if not null) must not be current and never be used again.
     #[inline]
@@ -563,6 +584,8 @@ mod tsan {
     }
     #[inline(always)]
     pub(super) unsafe fn switch_to_fiber(_fiber: *mut c_void) {}
+    #[inline(always)]
+    pub(super) fn deliver_deferred_signals() {}
     #[inline(always)]
     pub(super) unsafe fn destroy_fiber(_fiber: *mut c_void) {}
 }
