@@ -50,10 +50,9 @@ if wants host; then
     run_checked "gdb backtrace" ci/gdb-backtrace.sh || fail
     # Random programs against a model, a signal storm, and fuzzing.
     run_checked "stress" ci/stress.sh || fail
-    # The suite under ASan (nightly, `sanitizer` feature), and under
-    # Valgrind's memcheck; each fails on any report. TSan
-    # (`ci/sanitizers.sh thread`) still crashes: not yet part of CI.
-    run_checked "sanitizers" ci/sanitizers.sh address || fail
+    # The suite under ASan and TSan (nightly, `sanitizer` feature), and
+    # under Valgrind's memcheck; each fails on any report.
+    run_checked "sanitizers" ci/sanitizers.sh || fail
     run_checked "valgrind" ci/valgrind.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches --bins || fail
     run_checked "bench smoke (icount under callgrind)" ci/bench-smoke.sh || fail

@@ -823,9 +823,9 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // `on_parent_stack` needs a Send closure), and its parent is blocked
         // in `resume`, which takes ownership of `val` before we run again.
         let arg = unsafe {
-            sanitizer::suspending();
+            sanitizer::suspending(self.link.as_ptr());
             let arg = arch::suspend(transfer::send(&mut val), self.link.as_ptr());
-            sanitizer::resumed_in_coroutine();
+            sanitizer::resumed_in_coroutine(self.link.as_ptr());
             arg
         };
         if self.state().unwind_requested() {
@@ -980,7 +980,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let top = unsafe { arch::parent_stack_top(self.link.get()) };
         // SAFETY: below that point the parent's stack is free until we
         // switch back to it; we run in a coroutine, which has a parent.
-        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(), f) }
+        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(self.link.as_ptr()), f) }
     }
 }
 

@@ -34,7 +34,7 @@ impl StackBounds {
     /// # Safety
     /// Must run in a coroutine.
     #[inline(always)]
-    pub(crate) unsafe fn parent() -> Self {
+    pub(crate) unsafe fn parent(_link: *mut usize) -> Self {
         StackBounds
     }
 }
@@ -65,12 +65,12 @@ pub(crate) unsafe fn coroutine_entered() {}
 /// # Safety
 /// See `enabled.rs`; nothing is required here.
 #[inline(always)]
-pub(crate) unsafe fn suspending() {}
+pub(crate) unsafe fn suspending(_link: *mut usize) {}
 
 /// # Safety
 /// See `enabled.rs`; nothing is required here.
 #[inline(always)]
-pub(crate) unsafe fn resumed_in_coroutine() {}
+pub(crate) unsafe fn resumed_in_coroutine(_link: *mut usize) {}
 
 /// # Safety
 /// See `enabled.rs`; nothing is required here.

@@ -13,6 +13,18 @@
 //! TSan's: each coroutine is a fiber (`__tsan_create_fiber`), and
 //! `__tsan_switch_to_fiber` is called just before every switch. Switching
 //! synchronises the two fibers, as a coroutine's hand-over does.
+//!
+//! TSan keeps a shadow call stack per fiber: every instrumented function
+//! pushes on entry and pops on return, on whichever fiber is current at the
+//! time. So the function that calls `__tsan_switch_to_fiber` must be the one
+//! that performs the stack switch (the arch's inlined `asm!`), and it must
+//! not return in between: a hook that switched the fiber and then returned
+//! to its caller would pop that return from the *other* fiber's shadow
+//! stack (a fresh coroutine's fiber underflowed, and its first push
+//! faulted). The hooks that end with the fiber switch (`resuming`,
+//! `suspending`, `exiting`), and everything they call after it, are
+//! therefore `#[inline(always)]`, which rustc honours at every opt-level,
+//! and the switch is their last action.
 
 use core::cell::Cell;
 use core::ffi::c_void;
@@ -54,23 +66,26 @@ impl StackBounds {
         }
     }
 
-    /// The stack of the running coroutine's parent.
+    /// The stack of the parent of the running coroutine whose link is at
+    /// `link`.
     ///
     /// # Safety
-    /// Must run in a coroutine.
+    /// Must run in that coroutine (or in one it resumed).
     #[inline]
-    pub(crate) unsafe fn parent() -> Self {
-        // SAFETY: forwarded to the caller: a coroutine runs, so its parent
-        // set `CURRENT` in `resuming`.
-        unsafe { (*current()).parent }
+    pub(crate) unsafe fn parent(link: *mut usize) -> Self {
+        // SAFETY: forwarded to the caller.
+        unsafe { (*owner_of(link).0).parent }
     }
 }
 
-/// Per-coroutine sanitizer state, kept in the `Coroutine`. The coroutine
-/// reaches it through `CURRENT` while it runs.
+/// Per-coroutine sanitizer state, kept in the `Coroutine` (which may move
+/// while the coroutine is suspended). The coroutine reaches it through
+/// `CURRENT` while it runs.
 pub(crate) struct CoroutineFiber {
+    /// The address of the coroutine's link (its `Yielder`), which names it.
+    link: usize,
     /// The stack ASan last saw the coroutine run on (its own, unless it
-    /// suspended from inside `on_stack`).
+    /// suspended from inside `on_stack` or from a nested coroutine).
     stack: StackBounds,
     /// The coroutine's fake stack while it is not running.
     fake_stack: *mut c_void,
@@ -80,6 +95,19 @@ pub(crate) struct CoroutineFiber {
     /// The coroutine's TSan fiber, and its parent's while it runs.
     tsan_fiber: *mut c_void,
     parent_tsan_fiber: *mut c_void,
+    /// The TSan fiber to switch to on the next resume: the one that was
+    /// running when the coroutine suspended.
+    resume_tsan_fiber: *mut c_void,
+    /// While the coroutine runs: the state that was `CURRENT` when it was
+    /// resumed (its resumer's coroutine, or null).
+    outer: *mut CoroutineFiber,
+    /// While the coroutine is suspended from inside a nested coroutine (a
+    /// coroutine it resumed, which called this one's `Yielder::suspend`):
+    /// the innermost one, which continues when this one is resumed, and
+    /// the one of the chain between them whose `outer` is this one. Null
+    /// otherwise.
+    innermost: *mut CoroutineFiber,
+    relink: *mut CoroutineFiber,
 }
 
 impl CoroutineFiber {
@@ -98,19 +126,26 @@ impl CoroutineFiber {
     pub(crate) unsafe fn new(limit: StackPointer, base: StackPointer) -> Self {
         // SAFETY: forwarded to the caller: no live frame has poison there.
         unsafe { asan::unpoison(limit.get() as *const c_void, base.get() - limit.get()) };
+        // SAFETY: creating a fiber has no preconditions.
+        let tsan_fiber = unsafe { tsan::create_fiber() };
         CoroutineFiber {
+            link: base.get() - crate::arch::LINK,
             stack: StackBounds::new(limit, base),
             fake_stack: ptr::null_mut(),
             parent: StackBounds::UNKNOWN,
             parent_fake_stack: ptr::null_mut(),
-            // SAFETY: creating a fiber has no preconditions.
-            tsan_fiber: unsafe { tsan::create_fiber() },
+            tsan_fiber,
             parent_tsan_fiber: ptr::null_mut(),
+            resume_tsan_fiber: tsan_fiber,
+            outer: ptr::null_mut(),
+            innermost: ptr::null_mut(),
+            relink: ptr::null_mut(),
         }
     }
 }
 
-/// The fiber state of the coroutine running on this thread, if any.
+/// The state of the innermost coroutine running on this thread, if any.
+/// Through `outer`, it chains every running coroutine, innermost first.
 #[thread_local]
 static CURRENT: Cell<*mut CoroutineFiber> = Cell::new(ptr::null_mut());
 
@@ -119,28 +154,68 @@ fn current() -> *mut CoroutineFiber {
     CURRENT.get()
 }
 
-/// What the parent keeps across a resume: the fiber state of the
-/// coroutine it runs in (or null), to reinstate when the switch returns.
+/// The state of the running coroutine whose link is at `link`, and the
+/// state before it in the chain of running coroutines (null if it is the
+/// innermost). A `Yielder` may belong to an outer coroutine: a nested one
+/// may suspend the coroutine that resumed it, and everything in between.
+///
+/// # Safety
+/// The coroutine must be running (it or a coroutine it resumed is
+/// executing), on this thread.
+#[inline]
+unsafe fn owner_of(link: *mut usize) -> (*mut CoroutineFiber, *mut CoroutineFiber) {
+    let mut inner = ptr::null_mut();
+    let mut fiber = current();
+    // SAFETY: every state in the chain belongs to a running coroutine, so
+    // it is in place (its `Coroutine` is borrowed by the `resume` that
+    // runs it); the owner is among them (the caller's contract).
+    unsafe {
+        while (*fiber).link != link as usize {
+            inner = fiber;
+            fiber = (*fiber).outer;
+        }
+    }
+    (fiber, inner)
+}
+
+/// What the parent keeps across a resume: the state of the coroutine it
+/// resumes.
 pub(crate) struct ResumeToken {
     fiber: *mut CoroutineFiber,
-    outer: *mut CoroutineFiber,
 }
 
 /// Parent side, just before switching into the coroutine that owns `fiber`.
 ///
+/// Inlined, and the TSan fiber switch last: see the module documentation.
+///
 /// # Safety
 /// The switch must follow, and `resumed_back` must be called right after it
 /// returns; `fiber` must stay in place until then.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn resuming(fiber: &mut CoroutineFiber) -> ResumeToken {
-    let outer = CURRENT.replace(fiber);
+    let this: *mut CoroutineFiber = fiber;
+    fiber.outer = current();
+    if fiber.innermost.is_null() {
+        CURRENT.set(this);
+    } else {
+        // Suspended from a nested coroutine: that one continues, and its
+        // chain leads back to this state, wherever it has moved.
+        // SAFETY: the states of the chain, on the suspended stacks, stayed
+        // in place (their coroutines are borrowed by the suspended
+        // `resume`s).
+        unsafe { (*fiber.relink).outer = this };
+        CURRENT.set(fiber.innermost);
+        fiber.innermost = ptr::null_mut();
+        fiber.relink = ptr::null_mut();
+    }
     // SAFETY: the switch into the coroutine follows.
     unsafe {
         asan::start_switch_fiber(&mut fiber.parent_fake_stack, fiber.stack);
         fiber.parent_tsan_fiber = tsan::current_fiber();
-        tsan::switch_to_fiber(fiber.tsan_fiber);
+        tsan::deliver_deferred_signals();
+        tsan::switch_to_fiber(fiber.resume_tsan_fiber);
     }
-    ResumeToken { fiber, outer }
+    ResumeToken { fiber: this }
 }
 
 /// Parent side, right after the coroutine switched back.
@@ -154,8 +229,9 @@ pub(crate) unsafe fn resumed_back(token: ResumeToken) {
     unsafe {
         let fiber = &mut *token.fiber;
         asan::finish_switch_fiber(fiber.parent_fake_stack, Some(&mut fiber.stack));
+        CURRENT.set(fiber.outer);
     }
-    CURRENT.set(token.outer);
+    tsan::deliver_deferred_signals();
 }
 
 /// Coroutine side, first thing in a coroutine's root function.
@@ -170,18 +246,31 @@ pub(crate) unsafe fn coroutine_entered() {
         let fiber = &mut *current();
         asan::finish_switch_fiber(ptr::null_mut(), Some(&mut fiber.parent));
     }
+    tsan::deliver_deferred_signals();
 }
 
-/// Coroutine side, just before suspending.
+/// Coroutine side, just before suspending the coroutine whose link is at
+/// `link`: the running one, or one that (indirectly) resumed it.
+///
+/// Inlined, and the TSan fiber switch last: see the module documentation.
 ///
 /// # Safety
-/// The switch to the parent must follow, then `resumed_in_coroutine`.
-#[inline]
-pub(crate) unsafe fn suspending() {
-    // SAFETY: we run in a coroutine (so `CURRENT` is ours) and switch next.
+/// That coroutine must be running, and the switch to its parent must
+/// follow, then `resumed_in_coroutine`.
+#[inline(always)]
+pub(crate) unsafe fn suspending(link: *mut usize) {
+    // SAFETY: forwarded to the caller; the states in the chain are in
+    // place while their coroutines run, and we switch next.
     unsafe {
-        let fiber = &mut *current();
+        let (fiber, inner) = owner_of(link);
+        let fiber = &mut *fiber;
+        if !inner.is_null() {
+            fiber.innermost = current();
+            fiber.relink = inner;
+        }
         asan::start_switch_fiber(&mut fiber.fake_stack, fiber.parent);
+        fiber.resume_tsan_fiber = tsan::current_fiber();
+        tsan::deliver_deferred_signals();
         tsan::switch_to_fiber(fiber.parent_tsan_fiber);
     }
 }
@@ -189,15 +278,17 @@ pub(crate) unsafe fn suspending() {
 /// Coroutine side, right after being resumed from `suspend`.
 ///
 /// # Safety
-/// Must follow the switch that `suspending` started.
+/// Must follow the switch that `suspending(link)` started.
 #[inline]
-pub(crate) unsafe fn resumed_in_coroutine() {
-    // SAFETY: whoever resumed us set `CURRENT` to our state (which may have
-    // moved with the `Coroutine`) and started the switch.
+pub(crate) unsafe fn resumed_in_coroutine(link: *mut usize) {
+    // SAFETY: whoever resumed us set `CURRENT` to the chain of running
+    // states, which ends at the suspended coroutine's (in its new place),
+    // and started the switch.
     unsafe {
-        let fiber = &mut *current();
+        let fiber = &mut *owner_of(link).0;
         asan::finish_switch_fiber(fiber.fake_stack, Some(&mut fiber.parent));
     }
+    tsan::deliver_deferred_signals();
 }
 
 /// Coroutine side, before the last switch out of the coroutine.
@@ -208,10 +299,16 @@ pub(crate) unsafe fn resumed_in_coroutine() {
 ///
 /// # Safety
 /// The final switch to the parent must follow.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn exiting() {
-    // SAFETY: as for `suspending`.
-    unsafe { suspending() }
+    // SAFETY: the coroutine runs its root function, so it is the innermost
+    // (any it resumed has returned or switched back), and we switch next.
+    unsafe {
+        let fiber = &mut *current();
+        asan::start_switch_fiber(&mut fiber.fake_stack, fiber.parent);
+        tsan::deliver_deferred_signals();
+        tsan::switch_to_fiber(fiber.parent_tsan_fiber);
+    }
 }
 
 /// Coroutine side, first thing in the root function of a trapped
@@ -436,6 +533,7 @@ mod asan {
 #[cfg(sanitize = "thread")]
 mod tsan {
     use core::ffi::{c_uint, c_void};
+    use core::sync::atomic::{AtomicUsize, Ordering};
 
     extern "C" {
         fn __tsan_get_current_fiber() -> *mut c_void;
@@ -460,12 +558,30 @@ mod tsan {
         unsafe { __tsan_get_current_fiber() }
     }
 
+    /// Inlined: the caller must return on the fiber it started on (see
+    /// the module documentation).
+    ///
     /// # Safety
-    /// A switch to the stack that `fiber` runs on must follow at once.
-    #[inline]
+    /// A switch to the stack that `fiber` runs on must follow at once, in
+    /// the same function.
+    #[inline(always)]
     pub(super) unsafe fn switch_to_fiber(fiber: *mut c_void) {
         // SAFETY: forwarded to the caller. Flags 0: the switch synchronises.
         unsafe { __tsan_switch_to_fiber(fiber, 0) }
+    }
+
+    /// Runs the signal handlers that TSan holds back for the current fiber.
+    ///
+    /// TSan defers an asynchronous signal to the thread's next interceptor
+    /// or atomic operation, and queues it on the fiber that was current
+    /// when it arrived: a parked fiber's signals wait until it runs again
+    /// (forever, if it never does), however busy the thread is. An atomic
+    /// operation delivers them, so the hooks make one just before every
+    /// switch away and just after every switch in.
+    #[inline(always)]
+    pub(super) fn deliver_deferred_signals() {
+        static PROBE: AtomicUsize = AtomicUsize::new(0);
+        core::hint::black_box(PROBE.load(Ordering::Relaxed));
     }
 
     /// # Safety
@@ -495,5 +611,51 @@ mod tsan {
     #[inline(always)]
     pub(super) unsafe fn switch_to_fiber(_fiber: *mut c_void) {}
     #[inline(always)]
+    pub(super) fn deliver_deferred_signals() {}
+    #[inline(always)]
     pub(super) unsafe fn destroy_fiber(_fiber: *mut c_void) {}
+}
+
+#[cfg(all(test, sanitize = "thread", feature = "default-stack"))]
+mod tests {
+    use super::tsan;
+    use crate::{Coroutine, ScopedCoroutine, Yielder};
+
+    fn current_fiber() -> *mut core::ffi::c_void {
+        // SAFETY: no preconditions.
+        unsafe { tsan::current_fiber() }
+    }
+
+    /// A coroutine suspended by a nested one, through the outer one's
+    /// `Yielder`, hands its resumer that resumer's own fiber back (not the
+    /// outer coroutine's, which would be destroyed under it), also after
+    /// moving while suspended, and when dropped.
+    #[test]
+    fn suspending_from_a_nested_coroutine_returns_to_the_resumers_fiber() {
+        let outer = || {
+            Coroutine::<(), u32, u32>::new(|outer_yielder, ()| {
+                let outer_yielder = outer_yielder as *const Yielder<(), u32>;
+                let inner = ScopedCoroutine::new(move |_: &Yielder<(), ()>, ()| {
+                    // SAFETY: the outer coroutine runs (it resumed us).
+                    unsafe { (*outer_yielder).suspend(1) };
+                });
+                inner.scope(|mut inner| {
+                    inner.as_mut().resume(());
+                });
+                2
+            })
+        };
+        let own = current_fiber();
+        let mut coroutine = outer();
+        assert_eq!(coroutine.resume(()).as_yield(), Some(1));
+        assert_eq!(current_fiber(), own);
+        let mut moved = std::boxed::Box::new(coroutine);
+        assert_eq!(moved.resume(()).as_return(), Some(2));
+        assert_eq!(current_fiber(), own);
+
+        let mut dropped = outer();
+        assert_eq!(dropped.resume(()).as_yield(), Some(1));
+        drop(dropped);
+        assert_eq!(current_fiber(), own);
+    }
 }

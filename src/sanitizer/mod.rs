@@ -28,6 +28,9 @@
 //! pointer that the parent sets in [`resuming`] and restores in
 //! [`resumed_back`]: a coroutine runs on the thread that resumed it until
 //! it switches back, so the pointer is right for every hook in between.
+//! It points at the innermost running coroutine, whose state chains to the
+//! ones that resumed it: a nested coroutine may suspend an outer one (with
+//! the outer one's `Yielder`), so `suspend` looks its coroutine up by link.
 
 #[cfg(all(feature = "sanitizer", feature = "asm-unwind"))]
 compile_error!(
