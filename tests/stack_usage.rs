@@ -64,10 +64,13 @@ fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
 
 #[test]
 fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
-    // 50,000 levels need ~30 MiB: a 64 KiB stack overflows without growing.
+    // 15,000 levels need ~9 MiB: a 64 KiB stack overflows without growing.
+    // (Not many more: each level is three calls deep, and ThreadSanitizer
+    // keeps a shadow call stack of 65,536 entries per fiber, which a
+    // recursion of 21,800 levels was seen to overflow.)
     let stack = DefaultStack::new(64 * 1024).unwrap();
     let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), u64>, ()| {
-        deep(yielder, 50_000)
+        deep(yielder, 15_000)
     });
     let remaining_at_bottom = coroutine.resume(()).as_yield().unwrap();
     // At the bottom, on a 256 KiB segment (plus up to 64 KiB of guard
@@ -76,7 +79,7 @@ fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
         remaining_at_bottom > 32 * 1024 && remaining_at_bottom < (256 + 64) * 1024,
         "{remaining_at_bottom}"
     );
-    assert_eq!(coroutine.resume(()), CoroutineResult::Return(50_000));
+    assert_eq!(coroutine.resume(()), CoroutineResult::Return(15_000));
 }
 
 #[cfg(feature = "unwind")]
@@ -102,8 +105,11 @@ fn a_panic_on_a_grown_segment_reaches_the_coroutine_with_its_bounds_restored() {
     let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {
         let before = yielder.remaining_stack();
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // A red zone larger than the stack forces a new segment.
-            yielder.maybe_grow(1 << 30, 64 * 1024, || {
+            // A red zone larger than the stack forces a new segment, large
+            // enough for the panic hook to print a backtrace there
+            // (RUST_BACKTRACE): under ThreadSanitizer, symbolizing took
+            // more than 64 KiB.
+            yielder.maybe_grow(1 << 30, 256 * 1024, || {
                 assert!(yielder.remaining_stack() > 32 * 1024);
                 panic!("on the segment")
             })
