@@ -184,13 +184,17 @@ unsafe extern "C" fn coroutine_start() {
         swap_header!(),
         // Move onto the coroutine stack (fresh sp, 16-aligned) and call
         // entry(arg = x0, link = x1, data = x2).
-        "ldr x3, [x1, #8]",
+        // The call is made by hand (lr set, then `br` through x16), which
+        // leaves the return-address predictor alone: see `aarch64.rs`.
+        "ldr x16, [x1, #8]",
         "ldr x4, [x1, #16]",
         "mov sp, x1",
         "mov x1, x2",
         "mov x2, x4",
-        "blr x3",
+        "adr x30, 2f",
+        "br x16",
         // The entry function leaves through `exit` and never returns.
+        "2:",
         "brk #1",
         ".seh_endproc",
         name = sym coroutine_start,

@@ -206,13 +206,21 @@ unsafe extern "C" fn coroutine_start() {
         ".cfi_escape 0x0f, 0x03, 0x78, {sleb}, 0x06",
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data).
-        concat!(lx!(), " t0, {w}(a1)"),
+        // The call is made by hand (ra set, then a plain jump): `jalr ra`
+        // would push the CPU's return-address predictor, and since the
+        // entry never returns, `exit`'s `ret` would then mispredict, and
+        // the parent's next return too. The jump goes through t2, since a
+        // `jr` through t0 (x5, an alternate link register) counts as a
+        // return.
+        concat!(lx!(), " t2, {w}(a1)"),
         concat!(lx!(), " t1, {w2}(a1)"),
         "addi sp, a1, {frame}",
         "mv a1, a2",
         "mv a2, t1",
-        "jalr t0",
+        "lla ra, 2f",
+        "jr t2",
         // The entry function leaves through `exit` and never returns.
+        "2:",
         "unimp",
         ".cfi_endproc",
         frame = const FRAME,
@@ -293,9 +301,11 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// `FRAME` writable bytes below it on the stack described by `base`.
-// Never inlined, so that the naked functions above share their codegen
-// unit with an ordinary function (see `arch/mod.rs`).
-#[inline(never)]
+// With the `sanitizer` feature, never inlined, so that the naked functions
+// above share their codegen unit with an ordinary function (see
+// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
+#[cfg_attr(feature = "sanitizer", inline(never))]
+#[cfg_attr(not(feature = "sanitizer"), inline)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,

@@ -118,12 +118,18 @@ unsafe extern "C" fn coroutine_start() {
         // DW_OP_plus_uconst 160 as ULEB128 0xa0 0x01); r11 and r14 keep
         // their offsets from it.
         ".cfi_escape 0x0f, 0x07, 0x7f, 0x00, 0x06, 0x06, 0x23, 0xa0, 0x01",
-        // Call entry(arg, link, data).
+        // Call entry(arg, link, data), by hand (r14 set, then a plain
+        // branch): a linking `basr` would count as a call for the CPU's
+        // return predictor, and since the entry never returns, `exit`'s
+        // return would then mispredict, and the parent's next return too.
         "lgr %r3, %r4",
         "lgr %r4, %r5",
-        "basr %r14, %r1",
+        "larl %r14, 2f",
+        "br %r1",
         // The entry function leaves through `exit` and never returns: an
-        // all-zero halfword is an invalid instruction.
+        // all-zero halfword is an invalid instruction. (`larl` needs an
+        // even address, which every instruction has.)
+        "2:",
         ".short 0",
         ".cfi_endproc",
     )
@@ -184,9 +190,11 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 /// # Safety
 /// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// 184 writable bytes below it on the stack described by `base`.
-// Never inlined, so that the naked functions above share their codegen
-// unit with an ordinary function (see `arch/mod.rs`).
-#[inline(never)]
+// With the `sanitizer` feature, never inlined, so that the naked functions
+// above share their codegen unit with an ordinary function (see
+// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
+#[cfg_attr(feature = "sanitizer", inline(never))]
+#[cfg_attr(not(feature = "sanitizer"), inline)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,

@@ -178,9 +178,11 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// 32 writable bytes below it on the stack described by `base`.
-// Never inlined, so that the naked functions above share their codegen
-// unit with an ordinary function (see `arch/mod.rs`).
-#[inline(never)]
+// With the `sanitizer` feature, never inlined, so that the naked functions
+// above share their codegen unit with an ordinary function (see
+// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
+#[cfg_attr(feature = "sanitizer", inline(never))]
+#[cfg_attr(not(feature = "sanitizer"), inline)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,

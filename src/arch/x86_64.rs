@@ -135,8 +135,17 @@ unsafe extern "C" fn coroutine_start() {
         "mov rdx, [rsi + 16]",
         "lea rsp, [rsi + 24]",
         "mov rsi, rbp",
-        "call rax",
+        // A call made by hand: push the return address and jump. The frame
+        // is the same as `call rax` would make, but the CPU's return-stack
+        // predictor is not pushed: the entry never returns, and `exit`'s
+        // `ret` must find the parent's `call [rsi]` on top of it. (A `call`
+        // here cost two mispredicted returns, ~5 ns, per coroutine run to
+        // completion.)
+        "lea rcx, [rip + 2f]",
+        "push rcx",
+        "jmp rax",
         // The entry function leaves through `exit` and never returns.
+        "2:",
         "ud2",
         ".cfi_endproc",
     )
@@ -191,9 +200,11 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top:
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
 /// 32 writable bytes below it on the stack described by `base`.
-// Never inlined, so that the naked functions above share their codegen
-// unit with an ordinary function (see `arch/mod.rs`).
-#[inline(never)]
+// With the `sanitizer` feature, never inlined, so that the naked functions
+// above share their codegen unit with an ordinary function (see
+// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
+#[cfg_attr(feature = "sanitizer", inline(never))]
+#[cfg_attr(not(feature = "sanitizer"), inline)]
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
