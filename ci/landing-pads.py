@@ -19,14 +19,17 @@ ARCHES = {
     "x86_64": {
         "objdump": ["objdump", "-d", "--no-show-raw-insn", "-M", "intel"],
         "pad": "endbr64",
-        "entries": ["coroutine_start", "trap_start"],
+        # (name, offset of the entry point): `coroutine_start` is entered
+        # past the four bytes its entry function "returns" to (START_ENTRY
+        # in src/arch/x86_64.rs).
+        "entries": [("coroutine_start", 4), ("trap_start", 0)],
         # lea rax,[rip+0x..]  # <target>, push rax, mov rsi,rsp
         "save": [r"lea\s+rax,\[rip\+0x[0-9a-f]+\]\s+# ([0-9a-f]+)", r"push\s+rax$", r"mov\s+rsi,rsp$"],
     },
     "aarch64": {
         "objdump": ["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn"],
         "pad": "bti\tc",
-        "entries": ["coroutine_start", "trap_start", "stack_call_trampoline"],
+        "entries": [("coroutine_start", 0), ("trap_start", 0), ("stack_call_trampoline", 0)],
         # adr x3, <target>; stp x3, x19, [sp, #-32]!
         "save": [r"adr\s+x3, ([0-9a-f]+)", r"stp\s+x3, x19, \[sp, #-32\]!"],
     },
@@ -50,12 +53,12 @@ def main():
             insns.append((int(m.group(1), 16), m.group(2)))
     at = dict(insns)
     targets = []
-    for entry in spec["entries"]:
+    for entry, offset in spec["entries"]:
         # Legacy (`...4arch3imp15coroutine_start17h...E`) and v0 mangling.
         pattern = re.compile(r"stackswitch.*4arch3imp%d%s" % (len(entry), entry))
         for name, addr in symbols.items():
             if pattern.search(name):
-                targets.append((entry, addr))
+                targets.append((entry, addr + offset))
     required = ["coroutine_start"]
     if "--require" in sys.argv:
         required.append(sys.argv[sys.argv.index("--require") + 1])

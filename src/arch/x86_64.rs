@@ -14,11 +14,11 @@
 //!   -8       | fake return address    |  }  frame record of the root frame,
 //!   -16      | link                   |  }  rbp points here while it runs
 //!            +------------------------+ ◄── STACK_HEADER_SIZE
-//!            | closure (moved here)   |
+//!            | closure (moved here)   |  (`data`: the entry's third argument)
 //!            +------------------------+
-//!            | data pointer           |
+//!            | coroutine_start + 2    |  (the entry's return address)
 //!            | entry function         |
-//!  fresh sp  | coroutine_start        |  (`resume` calls through this word)
+//!  fresh sp  | coroutine_start + 4    |  (`resume` calls through this word)
 //!            +------------------------+
 //! ```
 //!
@@ -105,18 +105,42 @@ macro_rules! landing_pad {
     };
 }
 
-/// First code to run on a fresh coroutine. Entered by `resume`'s `call`
-/// with rdi = argument, rsi = fresh sp, rdx = stack base; still on the
-/// parent's stack.
+/// Offset of the entry point of `coroutine_start`. Its first four bytes
+/// (`nop`, `nop`, `ud2`) are where the entry function "returns" to (it
+/// never does): the return address init_stack gives it, and the fake return
+/// address of the root frame record, is `coroutine_start + 2`. Unwinders
+/// look up a return address minus one, so the unwind rules from offset 0
+/// are those of a running coroutine's root frame; and symbolizers resolve
+/// offset 1 to this function (a lookup of a function's very first byte
+/// was seen to resolve to the function before it).
+const START_ENTRY: usize = 4;
+/// Where the entry function's return address points.
+const START_RETURN: usize = 2;
+
+/// First code to run on a fresh coroutine. Entered at `START_ENTRY` by
+/// `resume`'s `call`, with rdi = argument, rsi = fresh sp, rdx = stack base;
+/// still on the parent's stack.
 #[unsafe(naked)]
 unsafe extern "C" fn coroutine_start() {
     naked_asm!(
-        // Unwind rules on entry: return address at [rsp], the parent's rbx
-        // above it; the CFA is the parent's rsp before `resume`.
         ".cfi_startproc",
-        ".cfi_def_cfa rsp, 16",
+        // Offset 0, the return address of the entry function (minus one):
+        // the parent is described through the link, CFA = [rbp] + 24
+        // (DW_CFA_def_cfa_expression: DW_OP_breg6 0, DW_OP_deref,
+        // DW_OP_plus_uconst 24), as in the body below. Two one-byte `nop`s
+        // and a two-byte `ud2` make the four bytes before the entry point.
+        ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
         ".cfi_offset rip, -16",
         ".cfi_offset rbx, -8",
+        ".cfi_offset rbp, -24",
+        "nop",
+        "nop",
+        "ud2",
+        // Offset 4, the entry point. Unwind rules on entry: return address
+        // at [rsp], the parent's rbx above it, rbp not yet saved; the CFA is
+        // the parent's rsp before `resume`.
+        ".cfi_def_cfa rsp, 16",
+        ".cfi_restore rbp",
         // Entered by `call [rsi]`.
         landing_pad!(),
         // Complete the parent's frame record and publish it through the link.
@@ -129,24 +153,18 @@ unsafe extern "C" fn coroutine_start() {
         // DW_OP_breg6 0, DW_OP_deref, DW_OP_plus_uconst 24).
         "lea rbp, [rdx - 16]",
         ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
-        // Take the entry function and its data, move onto the coroutine
-        // stack (16-aligned by init_stack) and call entry(arg, link, data).
+        // Call entry(arg, link, data) on the coroutine stack, by hand: rsp
+        // goes to the return-address word that init_stack wrote
+        // (`coroutine_start + START_RETURN`), and a jump enters the entry. A `call` would
+        // push the CPU's return-stack predictor, and since the entry never
+        // returns, `exit`'s `ret` would then mispredict, and the parent's
+        // next return too (~5 ns per coroutine run to completion). The data
+        // (the closure) lies right above that word.
         "mov rax, [rsi + 8]",
-        "mov rdx, [rsi + 16]",
-        "lea rsp, [rsi + 24]",
+        "lea rdx, [rsi + 24]",
+        "lea rsp, [rsi + 16]",
         "mov rsi, rbp",
-        // A call made by hand: push the return address and jump. The frame
-        // is the same as `call rax` would make, but the CPU's return-stack
-        // predictor is not pushed: the entry never returns, and `exit`'s
-        // `ret` must find the parent's `call [rsi]` on top of it. (A `call`
-        // here cost two mispredicted returns, ~5 ns, per coroutine run to
-        // completion.)
-        "lea rcx, [rip + 2f]",
-        "push rcx",
         "jmp rax",
-        // The entry function leaves through `exit` and never returns.
-        "2:",
-        "ud2",
         ".cfi_endproc",
     )
 }
@@ -199,7 +217,8 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top:
 
 /// # Safety
 /// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
+/// 32 writable bytes below it on the stack described by `base`, and `data`
+/// must be `sp` (the closure lies right above the words written here).
 // With the `sanitizer` feature, never inlined, so that the naked functions
 // above share their codegen unit with an ordinary function (see
 // `arch/mod.rs`); otherwise inlined, which saves a call per creation.
@@ -215,12 +234,15 @@ pub unsafe fn init_stack(
     // are writable memory of this stack.
     unsafe {
         let top = base.get();
-        *((top - 8) as *mut usize) = coroutine_start as *const () as usize + 1;
-        // Three words with the 16-byte alignment of `lea rsp, [rsi + 24]`.
-        let fresh = sp - 32 + 8;
-        *((fresh + 16) as *mut usize) = data as usize;
+        let returned = coroutine_start as *const () as usize + START_RETURN;
+        *((top - 8) as *mut usize) = returned;
+        // Three words below the data, so that the entry starts with rsp at
+        // the third (the return address), 8 below a 16-byte boundary.
+        debug_assert_eq!(data as usize, sp);
+        let fresh = sp - 24;
+        *((fresh + 16) as *mut usize) = returned;
         *((fresh + 8) as *mut usize) = entry as usize;
-        *(fresh as *mut usize) = coroutine_start as *const () as usize;
+        *(fresh as *mut usize) = coroutine_start as *const () as usize + START_ENTRY;
         StackPointer::new_unchecked(fresh)
     }
 }
