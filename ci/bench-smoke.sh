@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v valgrind >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends valgrind
-fi
+ci/setup.sh valgrind
 cargo build --release -p stackswitch-bench --bin icount
 icount=${CARGO_TARGET_DIR:-target}/release/icount
 

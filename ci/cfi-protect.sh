@@ -20,20 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
-apt_install() {
-    local missing=() p
-    for p in "$@"; do
-        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get -o DPkg::Lock::Timeout=600 update -q
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-}
-apt_install binutils qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross python3
-rustup +nightly target list --installed | grep -qx aarch64-unknown-linux-gnu \
-    || rustup +nightly target add aarch64-unknown-linux-gnu
-rustup +nightly component list --installed | grep -q '^rust-src' \
-    || rustup +nightly component add rust-src
+ci/setup.sh cfi
 
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 status=0

@@ -3,7 +3,7 @@
 # `main`, through the root frame's CFI (the same information panics use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v gdb >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends gdb >/dev/null; }
+ci/setup.sh gdb
 cargo build -q --example basic "$@"
 dir=${CARGO_TARGET_DIR:-target}/debug; [[ " $* " == *" --release "* ]] && dir=${CARGO_TARGET_DIR:-target}/release
 line=$(grep -n 'yielding {}' examples/basic.rs | cut -d: -f1)

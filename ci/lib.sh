@@ -48,3 +48,28 @@ run_checked() {
         return 1
     fi
 }
+
+# ci_targets [COLUMN=VALUE]... : the triples of ci/targets whose columns
+# (tests, setup, linker, runner) have the given values, in table order.
+ci_targets() {
+    local dir
+    dir=$(dirname "${BASH_SOURCE[0]}")
+    awk -v filters="$*" '
+        BEGIN { n = split("triple tests setup linker runner", names, " ")
+                for (i = 1; i <= n; i++) col[names[i]] = i
+                m = split(filters, f, " ") }
+        /^[[:space:]]*(#|$)/ { next }
+        { ok = 1
+          for (i = 1; i <= m; i++) { split(f[i], kv, "="); if ($(col[kv[1]]) != kv[2]) ok = 0 }
+          if (ok) print $1 }' "$dir/targets"
+}
+
+# ci_target_field TRIPLE COLUMN: one cell of ci/targets.
+ci_target_field() {
+    local dir
+    dir=$(dirname "${BASH_SOURCE[0]}")
+    awk -v t="$1" -v c="$2" '
+        BEGIN { split("triple tests setup linker runner", names, " ")
+                for (i in names) col[names[i]] = i }
+        $1 == t { print $(col[c]) }' "$dir/targets"
+}

@@ -12,12 +12,9 @@ cd "$(dirname "$0")/.."
 source ci/lib.sh
 
 host=x86_64-unknown-linux-gnu
-if ! rustup toolchain list | grep -q '^nightly'; then
-    rustup toolchain install nightly --profile minimal
-fi
-# -Zbuild-std: the standard library must be instrumented too (rustc refuses
-# to mix sanitized and unsanitized crates).
-rustup component add --toolchain nightly rust-src
+# -Zbuild-std (nightly's rust-src): the standard library must be
+# instrumented too (rustc refuses to mix sanitized and unsanitized crates).
+ci/setup.sh host
 
 sanitizers=("$@")
 [ ${#sanitizers[@]} -eq 0 ] && sanitizers=(address thread)

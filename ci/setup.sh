@@ -2,13 +2,19 @@
 # Install what is needed to build and RUN `cargo test` of stackswitch for the
 # cross targets.  Idempotent: every step checks whether it is already done.
 #
-#   ci/setup.sh <group>...      groups: linux-cross loongarch wine build-only valgrind all
+#   ci/setup.sh <group>...
+#
+# Groups: host (nightly, rust-src), cfi (control-flow protection), valgrind,
+# gdb, fuzz, linux-cross, loongarch, wine, build-only; `all` is every one.
+# This is the only script that installs anything: the others call it with
+# the groups they need. The cross targets come from ci/targets.
 #
 # Non-interactive, must run as root (apt).  Generated files (zig wrapper, wine
 # prefix, stub DLL, extracted i386 wine DLLs) live under
 #   STACKSWITCH_CI_DIR  (default: $HOME/.cache/stackswitch-ci)
 # Afterwards:  source ci/env.sh
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 export DEBIAN_FRONTEND=noninteractive
 CI_DIR="${STACKSWITCH_CI_DIR:-$HOME/.cache/stackswitch-ci}"
@@ -22,7 +28,7 @@ run() { log "+ $*"; "$@" </dev/null; }
 APT_UPDATED=0
 apt_update_once() {
     if [ "$APT_UPDATED" = 0 ]; then
-        run apt-get update -q
+        run apt-get -o DPkg::Lock::Timeout=600 update -q
         APT_UPDATED=1
     fi
 }
@@ -39,7 +45,7 @@ apt_install() {
         return 0
     fi
     apt_update_once
-    run apt-get install -y -q --no-install-recommends "${missing[@]}"
+    run apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 }
 
 # rustup_targets <toolchain> <target>...   (adds only missing ones)
@@ -66,12 +72,50 @@ rustup_component() {
 
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (apt-get install)"; }
 
+# ------------------------------------------------------------------- host --
+need_nightly() {
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        run rustup toolchain install nightly --profile minimal
+    fi
+}
+group_host() {
+    # asm-unwind and the sanitizers (-Zbuild-std) need nightly and its source.
+    need_nightly
+    rustup_component nightly rust-src
+}
+
+# -------------------------------------------------------------------- cfi --
+group_cfi() {
+    need_root
+    need_nightly
+    # readelf/objdump for the static checks, qemu for the AArch64 suite.
+    apt_install binutils python3 qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    rustup_targets nightly aarch64-unknown-linux-gnu
+    rustup_component nightly rust-src
+}
+
+# --------------------------------------------------------- valgrind, gdb --
+group_valgrind() {
+    need_root
+    apt_install valgrind
+}
+
+group_gdb() {
+    need_root
+    apt_install gdb
+}
+
+# ------------------------------------------------------------------- fuzz --
+group_fuzz() {
+    need_nightly
+    if command -v cargo-fuzz >/dev/null; then
+        log "cargo-fuzz already installed"
+    else
+        run cargo install cargo-fuzz --locked
+    fi
+}
+
 # ------------------------------------------------------------ linux-cross --
-LINUX_TARGETS=(
-    i686-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
-    thumbv7neon-unknown-linux-gnueabihf riscv64gc-unknown-linux-gnu
-    powerpc64le-unknown-linux-gnu s390x-unknown-linux-gnu
-)
 group_linux_cross() {
     need_root
     # i686 runs natively (qemu-i386 mishandles signals across threads):
@@ -84,7 +128,8 @@ group_linux_cross() {
         gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross \
         gcc-s390x-linux-gnu libc6-dev-s390x-cross
     # nightly has no rust-std for most of these here: stable serves all.
-    rustup_targets stable "${LINUX_TARGETS[@]}"
+    mapfile -t targets < <(ci_targets setup=linux-cross)
+    rustup_targets stable "${targets[@]}"
 }
 
 # -------------------------------------------------------------- loongarch --
@@ -319,41 +364,36 @@ group_wine() {
 }
 
 # ------------------------------------------------------------- build-only --
-BUILD_ONLY_TARGETS=(
-    thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf
-    x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc
-    x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios
-)
 group_build_only() {
-    rustup_targets stable "${BUILD_ONLY_TARGETS[@]}"
-}
-
-# ---------------------------------------------------------------- valgrind --
-group_valgrind() {
-    need_root
-    apt_install valgrind
+    mapfile -t targets < <(ci_targets setup=build-only)
+    rustup_targets stable "${targets[@]}"
 }
 
 # ------------------------------------------------------------------- main --
-[ $# -gt 0 ] || die "usage: $0 <linux-cross|loongarch|wine|build-only|valgrind|all>..."
+all_groups=(host cfi valgrind gdb fuzz linux-cross loongarch wine build-only)
+[ $# -gt 0 ] || die "usage: $0 <${all_groups[*]}|all>..."
 command -v rustup >/dev/null || die "rustup not found"
 mkdir -p "$CI_DIR"
 log "STACKSWITCH_CI_DIR=$CI_DIR"
 groups=()
 for g in "$@"; do
     case "$g" in
-        all) groups+=(linux-cross loongarch wine build-only valgrind) ;;
+        all) groups+=("${all_groups[@]}") ;;
         *) groups+=("$g") ;;
     esac
 done
 for g in "${groups[@]}"; do
     log "=== group $g ==="
     case "$g" in
+        host)        group_host ;;
+        cfi)         group_cfi ;;
+        valgrind)    group_valgrind ;;
+        gdb)         group_gdb ;;
+        fuzz)        group_fuzz ;;
         linux-cross) group_linux_cross ;;
         loongarch)   group_loongarch ;;
         wine)        group_wine ;;
         build-only)  group_build_only ;;
-        valgrind)    group_valgrind ;;
         *) die "unknown group: $g" ;;
     esac
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long runs of the stress tests (native debug build), then a short fuzzing
-# session over the same random programs. Idempotent; installs cargo-fuzz.
+# session over the same random programs (cargo-fuzz, from ci/setup.sh).
 #
 #   ci/stress.sh                 everything
 #   FUZZ_SECONDS=0 ci/stress.sh  skip fuzzing
@@ -30,10 +30,7 @@ must_pass signal_storm env STACKSWITCH_SIGNAL_STORM_SWITCHES="${SIGNAL_STORM_SWI
 
 fuzz_seconds=${FUZZ_SECONDS:-30}
 if [ "$fuzz_seconds" -gt 0 ]; then
-    if ! rustup toolchain list | grep -q '^nightly'; then
-        rustup toolchain install nightly --profile minimal
-    fi
-    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    ci/setup.sh fuzz
     # No sanitizer: ASan cannot follow stack switches (it needs fiber
     # annotations) and its larger frames overflow MIN_STACK_SIZE stacks.
     # `cargo fuzz run` exits non-zero on a crash or a mismatch with the

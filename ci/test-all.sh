@@ -17,7 +17,7 @@ status=0
 fail() { status=1; }
 
 if wants host; then
-    ci/setup-host.sh || fail
+    ci/setup.sh host || fail
     # The feature combinations the specification names, each in debug and
     # release: no features (no_std, build only), `default-stack` without
     # `unwind`, and the defaults.
@@ -58,31 +58,17 @@ if wants host; then
     run_checked "bench smoke (icount under callgrind)" ci/bench-smoke.sh || fail
 fi
 
-# Targets whose tests run here, under an emulator. Each one: the whole suite
-# in debug and release, with default features and without `unwind`, then the
-# specification's examples.
-RUN_TARGETS=(
-    i686-unknown-linux-gnu
-    aarch64-unknown-linux-gnu
-    riscv64gc-unknown-linux-gnu
-    loongarch64-unknown-linux-musl
-    armv7-unknown-linux-gnueabihf
-    thumbv7neon-unknown-linux-gnueabihf
-    powerpc64le-unknown-linux-gnu
-    s390x-unknown-linux-gnu
-    x86_64-pc-windows-gnu
-    i686-pc-windows-gnu
-)
-# Targets that are built (bare metal: no_std, all features off) or checked,
-# tests included, with a library build (no linker for them here).
-NO_STD_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
-CHECK_TARGETS=(x86_64-pc-windows-msvc i686-pc-windows-msvc aarch64-pc-windows-msvc)
-# Mach-O: no linker here, so `cargo check` of everything, tests included,
-# and a release build of the library (which assembles the switch code).
-APPLE_TARGETS=(x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios)
+# The other targets, from ci/targets (which says what each row's `tests`
+# means): those whose tests run here, under an emulator or wine, and those
+# that are only built or checked.
+mapfile -t RUN_TARGETS < <(ci_targets tests=run)
+mapfile -t NO_STD_TARGETS < <(ci_targets tests=no_std)
+mapfile -t CHECK_TARGETS < <(ci_targets tests=check)
+mapfile -t APPLE_TARGETS < <(ci_targets tests=apple)
 
 if wants cross; then
-    run_checked "cross set-up" ci/setup.sh linux-cross loongarch wine build-only || fail
+    mapfile -t setup_groups < <(for t in $(ci_targets); do ci_target_field "$t" setup; done | awk '!seen[$0]++')
+    run_checked "cross set-up" ci/setup.sh "${setup_groups[@]}" || fail
     source ci/env.sh
     for target in "${RUN_TARGETS[@]}"; do
         # Children of a test binary must be started through the emulator

@@ -11,9 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
-if ! command -v valgrind >/dev/null; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends valgrind
-fi
+ci/setup.sh valgrind
 
 logs="$CI_LOG_DIR/valgrind"
 rm -rf "$logs"

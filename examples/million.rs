@@ -6,7 +6,8 @@
 //! many guard pages it holds, so this stays far below the default
 //! `vm.max_map_count` (65530). On older kernels every guard page is a
 //! mapping of its own, and the example stops with an error when the kernel
-//! refuses more.
+//! refuses more: pass a smaller count there (`cargo run --release --example
+//! million -- 20000`).
 //!
 //! Prints the peak resident memory per coroutine: the floor is one touched
 //! 4 KiB page each (the top of its stack, where it is suspended).
@@ -14,7 +15,8 @@
 use stackswitch::stack::{PooledStack, StackPool};
 use stackswitch::{Coroutine, CoroutineResult, Yielder};
 
-const COROUTINES: usize = 1_000_000;
+/// How many coroutines, unless the first argument says otherwise.
+const DEFAULT_COROUTINES: usize = 1_000_000;
 
 /// A kernel status field of this process, in KiB (Linux `/proc`).
 fn status_kib(field: &str) -> Option<usize> {
@@ -33,14 +35,18 @@ fn mappings() -> Option<usize> {
 }
 
 fn main() -> std::io::Result<()> {
+    let count = match std::env::args().nth(1) {
+        Some(arg) => arg.parse().expect("the argument is a number of coroutines"),
+        None => DEFAULT_COROUTINES,
+    };
     let pool = StackPool::builder(16 * 1024)
         .stacks_per_slab(4096)
         .max_idle(0)
         .build()?;
     let rss_before = status_kib("VmRSS:").unwrap_or(0);
 
-    let mut coroutines: Vec<Coroutine<u64, (), u64, PooledStack>> = Vec::with_capacity(COROUTINES);
-    for i in 0..COROUTINES as u64 {
+    let mut coroutines: Vec<Coroutine<u64, (), u64, PooledStack>> = Vec::with_capacity(count);
+    for i in 0..count as u64 {
         let mut coroutine =
             Coroutine::with_stack(pool.get()?, move |yielder: &Yielder<u64, ()>, x| {
                 let y = yielder.suspend(());
@@ -63,7 +69,7 @@ fn main() -> std::io::Result<()> {
             CoroutineResult::Yield(()) => unreachable!(),
         }
     }
-    let expected: u64 = (0..COROUTINES as u64).map(|i| i + 2).sum();
+    let expected: u64 = (0..count as u64).map(|i| i + 2).sum();
     assert_eq!(sum, expected, "every coroutine finished with its own value");
     drop(coroutines);
 
@@ -79,8 +85,8 @@ fn main() -> std::io::Result<()> {
     if let Some(maps) = maps {
         println!("mappings while suspended: {maps}");
     }
-    let per_coroutine = (rss_peak.saturating_sub(rss_before)) * 1024 / COROUTINES;
+    let per_coroutine = (rss_peak.saturating_sub(rss_before)) * 1024 / count;
     println!("peak RSS per coroutine: {per_coroutine} bytes");
-    println!("all {COROUTINES} coroutines finished");
+    println!("all {count} coroutines finished");
     Ok(())
 }

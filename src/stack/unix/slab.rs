@@ -202,7 +202,9 @@ fn make_guard(addr: usize) -> io::Result<()> {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let method = GUARD_METHOD.load(Ordering::Relaxed);
-        if method != MPROTECT {
+        // CI sets `stackswitch_mprotect_guards` to test the fallback that
+        // kernels before 6.13 take, on a kernel that has the lightweight one.
+        if method != MPROTECT && !cfg!(stackswitch_mprotect_guards) {
             // SAFETY: a page of our own private anonymous mapping.
             let ret = unsafe { libc::madvise(addr as *mut _, page_size(), MADV_GUARD_INSTALL) };
             if method == MADVISE && ret == 0 {
