@@ -41,7 +41,7 @@ if wants host; then
     # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly; about 7
     # minutes from cold, mostly an AArch64 -Zbuild-std).
     run_checked "control-flow protection" ci/cfi-protect.sh || fail
-    run_checked "a million guarded coroutines" ci/stack-pool.sh || fail
+    run_checked "stack pool guard pages, both kinds" ci/stack-pool.sh || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     # The example gallery (outputs compared) and warning-free API docs.
     run_checked "gallery and docs" ci/gallery.sh || fail

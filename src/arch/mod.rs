@@ -71,6 +71,8 @@ pub(crate) type Word = core::mem::MaybeUninit<usize>;
 use crate::stack::StackPointer;
 use crate::unwind::StackCallFn;
 
+/// One `imp` module per row; a target that matches no row stops the build
+/// with a message that lists the supported CPUs.
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {
         $(
@@ -78,6 +80,12 @@ macro_rules! select_arch {
             #[path = $file]
             mod imp;
         )*
+        #[cfg(not(any($($cond),*)))]
+        compile_error!(concat!(
+            "stackswitch has no context switch for this target. Supported: ",
+            $(stringify!($cond), " (", $file, "); ",)*
+            "see the README's Support table."
+        ));
     };
 }
 

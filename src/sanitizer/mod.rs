@@ -9,8 +9,9 @@
 //! The coroutine code calls the hooks below at every point where the stack
 //! changes. With the `sanitizer` feature (nightly only) and a build with
 //! `-Zsanitizer=address` or `-Zsanitizer=thread`, they call the sanitizer's
-//! fiber interface (`enabled.rs`); otherwise they are empty, inlined
-//! functions on zero-sized types (`disabled.rs`), and cost nothing.
+//! fiber interface (`fibers.rs`, over `asan.rs` and `tsan.rs`); otherwise
+//! they are empty, inlined functions on zero-sized types (`noop.rs`), and
+//! cost nothing.
 //!
 //! The hook points:
 //!
@@ -39,12 +40,18 @@ compile_error!(
      sanitizer hooks"
 );
 
+// The hooks: empty ones, or the fiber bookkeeping, which calls each
+// sanitizer's own interface.
+#[cfg(feature = "sanitizer")]
+mod asan;
 #[cfg(not(feature = "sanitizer"))]
-#[path = "disabled.rs"]
+#[path = "noop.rs"]
 mod imp;
 #[cfg(feature = "sanitizer")]
-#[path = "enabled.rs"]
+#[path = "fibers.rs"]
 mod imp;
+#[cfg(feature = "sanitizer")]
+mod tsan;
 
 pub(crate) use imp::{
     calling_on_stack, coroutine_entered, exiting, min_stack_size, release, resumed_back,

@@ -1,6 +1,8 @@
-//! The sanitizer hooks with the `sanitizer` feature. Each sanitizer's calls
-//! live in its own submodule, which is empty unless the crate is built with
-//! that sanitizer (`-Zsanitizer=address`, `-Zsanitizer=thread`).
+//! The sanitizer hooks with the `sanitizer` feature: which coroutine runs on
+//! which stack, and what each sanitizer must be told when that changes. Each
+//! sanitizer's own calls live in its module (`asan.rs`, `tsan.rs`), which
+//! is empty unless the crate is built with that sanitizer
+//! (`-Zsanitizer=address`, `-Zsanitizer=thread`).
 //!
 //! ASan's protocol (`sanitizer/common_interface_defs.h`): before a switch,
 //! `__sanitizer_start_switch_fiber(&save, bottom, size)` names the stack
@@ -30,6 +32,7 @@ use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr;
 
+use super::{asan, tsan};
 use crate::stack::StackPointer;
 
 /// The smallest stack a coroutine can run and be unwound on. Under a
@@ -48,12 +51,12 @@ pub(crate) const fn min_stack_size(arch_min: usize) -> usize {
 /// A stack's bounds as ASan takes them: lowest address and size.
 #[derive(Clone, Copy)]
 pub(crate) struct StackBounds {
-    bottom: *const c_void,
-    size: usize,
+    pub(super) bottom: *const c_void,
+    pub(super) size: usize,
 }
 
 impl StackBounds {
-    const UNKNOWN: StackBounds = StackBounds {
+    pub(super) const UNKNOWN: StackBounds = StackBounds {
         bottom: ptr::null(),
         size: 0,
     };
@@ -423,202 +426,9 @@ pub(crate) unsafe fn scanning_unused_stack(low: usize, top: usize) {
     unsafe { asan::unpoison(low as *const c_void, top - low) }
 }
 
-#[cfg(sanitize = "address")]
-mod asan {
-    use core::ffi::c_void;
-    use core::ptr;
-
-    use super::StackBounds;
-
-    extern "C" {
-        fn __sanitizer_start_switch_fiber(
-            fake_stack_save: *mut *mut c_void,
-            bottom: *const c_void,
-            size: usize,
-        );
-        fn __sanitizer_finish_switch_fiber(
-            fake_stack_save: *mut c_void,
-            bottom_old: *mut *const c_void,
-            size_old: *mut usize,
-        );
-        fn __asan_unpoison_memory_region(addr: *const c_void, size: usize);
-    }
-
-    /// # Safety
-    /// A switch to `target` must follow.
-    #[inline]
-    pub(super) unsafe fn start_switch_fiber(save: &mut *mut c_void, target: StackBounds) {
-        // SAFETY: forwarded to the caller.
-        unsafe { __sanitizer_start_switch_fiber(save, target.bottom, target.size) }
-    }
-
-    /// Like `start_switch_fiber`, for a fiber that will never run again:
-    /// ASan destroys its fake stack.
-    ///
-    /// # Safety
-    /// As for `start_switch_fiber`, and nothing may use the fake stack.
-    #[inline]
-    pub(super) unsafe fn start_switch_fiber_for_good(target: StackBounds) {
-        // SAFETY: forwarded to the caller.
-        unsafe { __sanitizer_start_switch_fiber(ptr::null_mut(), target.bottom, target.size) }
-    }
-
-    /// # Safety
-    /// Must follow a switch that `start_switch_fiber` announced; `saved` is
-    /// what the fiber now running parked when it last switched away.
-    #[inline]
-    pub(super) unsafe fn finish_switch_fiber(saved: *mut c_void, left: Option<&mut StackBounds>) {
-        let (bottom, size) = match left {
-            Some(bounds) => (&mut bounds.bottom as *mut _, &mut bounds.size as *mut _),
-            None => (ptr::null_mut(), ptr::null_mut()),
-        };
-        // SAFETY: forwarded to the caller; the out-pointers are valid.
-        unsafe { __sanitizer_finish_switch_fiber(saved, bottom, size) }
-    }
-
-    /// Destroys the parked fake stack of a fiber that will never run again.
-    ///
-    /// ASan only destroys a fake stack when its fiber switches away for
-    /// good, so this pretends to switch into that fiber and out of it again
-    /// without leaving the current stack. No code runs in between.
-    ///
-    /// # Safety
-    /// `fake_stack` must be parked (or null) and never be reinstated.
-    #[inline(never)]
-    pub(super) unsafe fn destroy_fake_stack(fake_stack: *mut c_void) {
-        if fake_stack.is_null() {
-            return;
-        }
-        let mut own_fake_stack = ptr::null_mut();
-        let mut own = StackBounds::UNKNOWN;
-        // SAFETY: each start is followed by its finish; the bounds of the
-        // current stack, learnt from the first finish, are reinstated by
-        // the second, and so is our own fake stack.
-        unsafe {
-            start_switch_fiber(&mut own_fake_stack, StackBounds::UNKNOWN);
-            finish_switch_fiber(fake_stack, Some(&mut own));
-            start_switch_fiber_for_good(own);
-            finish_switch_fiber(own_fake_stack, None);
-        }
-    }
-
-    /// # Safety
-    /// The memory must be ours and unused.
-    #[inline]
-    pub(super) unsafe fn unpoison(addr: *const c_void, size: usize) {
-        // SAFETY: forwarded to the caller.
-        unsafe { __asan_unpoison_memory_region(addr, size) }
-    }
-}
-
-#[cfg(not(sanitize = "address"))]
-mod asan {
-    use core::ffi::c_void;
-
-    use super::StackBounds;
-
-    #[inline(always)]
-    pub(super) unsafe fn start_switch_fiber(_save: &mut *mut c_void, _target: StackBounds) {}
-    #[inline(always)]
-    pub(super) unsafe fn start_switch_fiber_for_good(_target: StackBounds) {}
-    #[inline(always)]
-    pub(super) unsafe fn finish_switch_fiber(_saved: *mut c_void, _left: Option<&mut StackBounds>) {
-    }
-    #[inline(always)]
-    pub(super) unsafe fn destroy_fake_stack(_fake_stack: *mut c_void) {}
-    #[inline(always)]
-    pub(super) unsafe fn unpoison(_addr: *const c_void, _size: usize) {}
-}
-
-#[cfg(sanitize = "thread")]
-mod tsan {
-    use core::ffi::{c_uint, c_void};
-    use core::sync::atomic::{AtomicUsize, Ordering};
-
-    extern "C" {
-        fn __tsan_get_current_fiber() -> *mut c_void;
-        fn __tsan_create_fiber(flags: c_uint) -> *mut c_void;
-        fn __tsan_destroy_fiber(fiber: *mut c_void);
-        fn __tsan_switch_to_fiber(fiber: *mut c_void, flags: c_uint);
-    }
-
-    /// # Safety
-    /// None; `unsafe` only to match the other hooks.
-    #[inline]
-    pub(super) unsafe fn create_fiber() -> *mut c_void {
-        // SAFETY: no preconditions.
-        unsafe { __tsan_create_fiber(0) }
-    }
-
-    /// # Safety
-    /// None; `unsafe` only to match the other hooks.
-    #[inline]
-    pub(super) unsafe fn current_fiber() -> *mut c_void {
-        // SAFETY: no preconditions.
-        unsafe { __tsan_get_current_fiber() }
-    }
-
-    /// Inlined: the caller must return on the fiber it started on (see
-    /// the module documentation).
-    ///
-    /// # Safety
-    /// A switch to the stack that `fiber` runs on must follow at once, in
-    /// the same function.
-    #[inline(always)]
-    pub(super) unsafe fn switch_to_fiber(fiber: *mut c_void) {
-        // SAFETY: forwarded to the caller. Flags 0: the switch synchronises.
-        unsafe { __tsan_switch_to_fiber(fiber, 0) }
-    }
-
-    /// Runs the signal handlers that TSan holds back for the current fiber.
-    ///
-    /// TSan defers an asynchronous signal to the thread's next interceptor
-    /// or atomic operation, and queues it on the fiber that was current
-    /// when it arrived: a parked fiber's signals wait until it runs again
-    /// (forever, if it never does), however busy the thread is. An atomic
-    /// operation delivers them, so the hooks make one just before every
-    /// switch away and just after every switch in.
-    #[inline(always)]
-    pub(super) fn deliver_deferred_signals() {
-        static PROBE: AtomicUsize = AtomicUsize::new(0);
-        core::hint::black_box(PROBE.load(Ordering::Relaxed));
-    }
-
-    /// # Safety
-    /// `fiber` (if not null) must not be current and never be used again.
-    #[inline]
-    pub(super) unsafe fn destroy_fiber(fiber: *mut c_void) {
-        if !fiber.is_null() {
-            // SAFETY: forwarded to the caller.
-            unsafe { __tsan_destroy_fiber(fiber) }
-        }
-    }
-}
-
-#[cfg(not(sanitize = "thread"))]
-mod tsan {
-    use core::ffi::c_void;
-    use core::ptr;
-
-    #[inline(always)]
-    pub(super) unsafe fn create_fiber() -> *mut c_void {
-        ptr::null_mut()
-    }
-    #[inline(always)]
-    pub(super) unsafe fn current_fiber() -> *mut c_void {
-        ptr::null_mut()
-    }
-    #[inline(always)]
-    pub(super) unsafe fn switch_to_fiber(_fiber: *mut c_void) {}
-    #[inline(always)]
-    pub(super) fn deliver_deferred_signals() {}
-    #[inline(always)]
-    pub(super) unsafe fn destroy_fiber(_fiber: *mut c_void) {}
-}
-
 #[cfg(all(test, sanitize = "thread", feature = "default-stack"))]
 mod tests {
-    use super::tsan;
+    use crate::sanitizer::tsan;
     use crate::{Coroutine, ScopedCoroutine, Yielder};
 
     fn current_fiber() -> *mut core::ffi::c_void {

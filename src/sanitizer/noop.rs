@@ -14,7 +14,7 @@ pub(crate) struct CoroutineFiber;
 
 impl CoroutineFiber {
     /// # Safety
-    /// See `enabled.rs`; nothing is required here.
+    /// See `fibers.rs`; nothing is required here.
     #[inline(always)]
     pub(crate) unsafe fn new(_limit: StackPointer, _base: StackPointer) -> Self {
         CoroutineFiber
@@ -46,68 +46,68 @@ pub(crate) struct ResumeToken;
 pub(crate) struct StackCallToken;
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn resuming(_fiber: &mut CoroutineFiber) -> ResumeToken {
     ResumeToken
 }
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn resumed_back(_token: ResumeToken) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn coroutine_entered() {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn suspending(_link: *mut usize) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn resumed_in_coroutine(_link: *mut usize) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn exiting() {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn trapped(_top: usize) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn calling_on_stack(_target: StackBounds) -> StackCallToken {
     StackCallToken
 }
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn stack_call_entered() -> StackBounds {
     StackBounds
 }
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn stack_call_leaving(_caller: StackBounds) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn stack_call_returned(_token: StackCallToken) {}
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[inline(always)]
 pub(crate) unsafe fn release(
     _fiber: &mut CoroutineFiber,
@@ -117,7 +117,7 @@ pub(crate) unsafe fn release(
 }
 
 /// # Safety
-/// See `enabled.rs`; nothing is required here.
+/// See `fibers.rs`; nothing is required here.
 #[allow(dead_code)] // Only the Unix stacks measure their use.
 #[inline(always)]
 pub(crate) unsafe fn scanning_unused_stack(_low: usize, _top: usize) {}
