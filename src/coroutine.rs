@@ -260,6 +260,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
+        if arch::shadow_stack_active() {
+            arch::shadow_stack_unsupported();
+        }
         // SAFETY: the stack is ours and unused; the sanitizers learn of it
         // first (before anything is written to it), the OS state goes in
         // its header, the bounds and the closure just below. Its base is

@@ -105,6 +105,37 @@ pub(crate) use imp::{
     MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
+// Hardware shadow stacks (return addresses kept where ordinary stores
+// cannot reach): an arch whose switch cannot follow the thread's shadow
+// stack says whether one is active, and creating a coroutine then panics
+// with what to do instead of crashing at the first switch.
+#[cfg(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+))]
+pub(crate) use imp::{shadow_stack_active, shadow_stack_unsupported};
+
+/// Whether the thread runs with a shadow stack that the switch cannot
+/// follow: never, on this target.
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
+#[inline(always)]
+pub(crate) fn shadow_stack_active() -> bool {
+    false
+}
+
+/// Never called on this target (see `shadow_stack_active`).
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
+#[cold]
+pub(crate) fn shadow_stack_unsupported() -> ! {
+    unreachable!()
+}
+
 /// Calls `f(data)` with the stack pointer at `top`, linked so that
 /// unwinders continue on the stack it was called from.
 ///
