@@ -260,9 +260,20 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
-        if arch::shadow_stack_active() {
-            arch::shadow_stack_unsupported();
-        }
+        // A thread with a hardware shadow stack: the coroutine needs one of
+        // its own, which the stack provides, where the switch can follow it.
+        let mut stack = stack;
+        let shadow = if arch::shadow_stack_active() {
+            if !arch::FOLLOWS_SHADOW_STACK {
+                arch::shadow_stack_unsupported();
+            }
+            match stack.shadow_stack() {
+                Some(top) => top.get(),
+                None => stack::no_shadow_stack(),
+            }
+        } else {
+            0
+        };
         // SAFETY: the stack is ours and unused; the sanitizers learn of it
         // first (before anything is written to it), the OS state goes in
         // its header, the bounds and the closure just below. Its base is
@@ -276,7 +287,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
-            let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
+            let context = arch::init_stack(stack.base(), data, entry, data as *mut u8);
+            arch::set_shadow_stack(stack.base(), context, shadow);
+            let context = context.get();
             Coroutine {
                 fiber,
                 stack: ManuallyDrop::new(stack),

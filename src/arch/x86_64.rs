@@ -134,6 +134,9 @@ pub fn shadow_stack_active() -> bool {
     ssp != 0
 }
 
+/// The switch does not follow a shadow stack (see the header).
+pub const FOLLOWS_SHADOW_STACK: bool = false;
+
 /// The panic of a coroutine creation on a thread with a shadow stack.
 #[cold]
 #[inline(never)]
