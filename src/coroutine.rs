@@ -996,7 +996,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let top = unsafe { arch::parent_stack_top(self.link.get()) };
         // SAFETY: below that point the parent's stack is free until we
         // switch back to it; we run in a coroutine, which has a parent.
-        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(self.link.as_ptr()), f) }
+        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(self.link.as_ptr()), f, 0) }
     }
 }
 
@@ -1016,22 +1016,35 @@ impl<Input, Yield> Yielder<Input, Yield> {
 /// });
 /// assert_eq!(depth, 1000);
 /// ```
-pub fn on_stack<F, R>(stack: impl stack::Stack, f: F) -> R
+pub fn on_stack<F, R>(mut stack: impl stack::Stack, f: F) -> R
 where
     F: FnOnce() -> R,
 {
+    // On a thread with a shadow stack that the switch follows, `f` runs on
+    // the stack's own if it has one (else on the current one, which works
+    // too, within its room).
+    let shadow = if arch::FOLLOWS_SHADOW_STACK && arch::shadow_stack_active() {
+        stack.shadow_stack().map_or(0, |top| top.get())
+    } else {
+        0
+    };
     // SAFETY: the stack is ours for the duration of the call and its base is
-    // aligned by contract.
+    // aligned by contract; so is its shadow stack.
     unsafe {
         let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
-        call_on_stack_top(stack::call_top(&stack), bounds, f)
+        call_on_stack_top(stack::call_top(&stack), bounds, f, shadow)
     }
 }
 
 /// # Safety
 /// The memory below `top` must be free stack for the duration of the call,
 /// within the stack `bounds`.
-unsafe fn call_on_stack_top<F, R>(top: StackPointer, bounds: sanitizer::StackBounds, f: F) -> R
+unsafe fn call_on_stack_top<F, R>(
+    top: StackPointer,
+    bounds: sanitizer::StackBounds,
+    f: F,
+    shadow: usize,
+) -> R
 where
     F: FnOnce() -> R,
 {
@@ -1064,7 +1077,7 @@ where
     // sanitizer hooks bracket the switches.
     unsafe {
         let token = sanitizer::calling_on_stack(bounds);
-        arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run);
+        arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run, shadow);
         sanitizer::stack_call_returned(token);
         unwind::rethrow(ManuallyDrop::into_inner(slot.result))
     }

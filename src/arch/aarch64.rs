@@ -127,23 +127,27 @@
 //!   on its own GCS in its context; the `ret` then matches the return
 //!   address into `resume` on top of the parent's GCS.
 //! - Exit: first pops its GCS back to the top (`gcspopm`, up to the top kept
-//!   at base-32; entries are left there by `exit_with`, or by a trap
-//!   handler's call), so that the cap the switch leaves lands where
-//!   `map_shadow_stack` put the fresh one: the control stack is ready for
-//!   the next coroutine on the same stack (`StackPool`, `into_stack`). A
-//!   stack whose coroutine did not exit (`force_reset`) is found without its
-//!   cap at the next creation and gets a new control stack.
+//!   at base-32; `exit_with` and the root leave a few entries there), so
+//!   that the cap the switch leaves lands where `map_shadow_stack` put the
+//!   fresh one: the control stack is ready for the next coroutine on the
+//!   same stack (`StackPool`, `into_stack`). A stack whose coroutine did not
+//!   exit (`force_reset`), or left deep entries (a trap handler's exit), is
+//!   found without its cap at the next creation and gets a new control
+//!   stack.
 //! - Unwinding stays within one control stack: a panic or forced unwind is
 //!   caught at the coroutine's root, and libgcc (GCS-aware since gcc 15)
 //!   pops one entry per frame it removes. `asm-unwind` lets a panic cross
 //!   the root frame into the parent's frames on the coroutine's GCS, so
 //!   with it a GCS thread gets the panic of a default build instead.
-//! - `on_stack`, `on_parent_stack`, `maybe_grow` and `trap_start` move only
-//!   the data stack: their calls and returns stay paired on the current GCS
-//!   (which therefore also holds the return addresses of frames run on
-//!   other stacks by `maybe_grow`). Traps: the kernel saves GCSPR in the
-//!   signal frame and restores it on return; the redirected coroutine goes
-//!   on with its own GCS and leaves through `exit`.
+//! - `on_stack` (and so `maybe_grow`) runs its function on the control
+//!   stack of the stack it is given, if that has one (`stack_call_trampoline`
+//!   switches there and back; the call leaves it at its top, so that the
+//!   cap lands back in place), so that growing segments grow the control
+//!   stack too. `on_parent_stack` and `trap_start` move only the data
+//!   stack: their calls and returns stay paired on the current GCS. Traps:
+//!   the kernel saves GCSPR in the signal frame and restores it on return;
+//!   the redirected coroutine goes on with the GCS it trapped on and leaves
+//!   through `exit`.
 //!
 //! [`Stack::shadow_stack`]: crate::stack::Stack::shadow_stack
 
@@ -247,14 +251,18 @@ macro_rules! save_x29_and_gcs {
 }
 
 /// Switching out in `exit`: pop the coroutine's control stack back to its
-/// top (kept at base-32, i.e. [x2, #-16]; GCSPR_EL0 is S3_3_C2_C5_1), then
-/// back to the parent's.
+/// top (kept at base-32, i.e. [x2, #-16]; GCSPR_EL0 is S3_3_C2_C5_1) if it
+/// is the current one and holds at most 32 entries (what `exit_with` and
+/// the root leave; more, or another control stack, as after a trap in
+/// `on_stack`, is left as it is, and the stack gets a new one at its next
+/// creation), then back to the parent's.
 #[cfg(stackswitch_gcs)]
 macro_rules! gcs_leave {
     () => {
         concat!(
             "ldr x3, [x2, #-8]\ncbz x3, 3f\nldr x4, [x2, #-16]\n",
-            "1:\nmrs x5, S3_3_C2_C5_1\ncmp x5, x4\nb.hs 2f\nsysl x5, #3, c7, c7, #1\nb 1b\n",
+            "1:\nmrs x5, S3_3_C2_C5_1\nsub x5, x4, x5\nsub x5, x5, #1\ncmp x5, #256\nb.hs 2f\n",
+            "sysl x5, #3, c7, c7, #1\nb 1b\n",
             "2:\n",
             gcs_switch_x3!(),
             "\n3:"
@@ -408,6 +416,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at x1 (16-aligned), with x29-based
 /// CFI so unwinders continue on the original stack. "C-unwind": under
 /// `asm-unwind` a panic in `f` passes through it.
+#[cfg(not(stackswitch_gcs))]
 #[unsafe(naked)]
 pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
@@ -427,6 +436,53 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top:
         "mov sp, x29",
         ".cfi_def_cfa sp, 16",
         "ldp x29, x30, [sp], #16",
+        ".cfi_def_cfa_offset 0",
+        ".cfi_restore x30",
+        ".cfi_restore x29",
+        "ret",
+        ".cfi_endproc",
+    )
+}
+
+/// [`stack_call_trampoline`] that also moves to the control stack whose top
+/// is x3 (if not 0) for the call: the old cap is kept in the frame, and the
+/// cap left on the new one (back at its top when `f` has returned) makes it
+/// ready for the next call. Panics never cross it (`call_on_stack`'s root
+/// catches them; `asm-unwind` is not used with GCS).
+#[cfg(stackswitch_gcs)]
+#[unsafe(naked)]
+pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(
+    data: *mut u8,
+    top: usize,
+    f: StackCallFn,
+    shadow: usize,
+) {
+    naked_asm!(
+        ".cfi_startproc",
+        landing_pad!(),
+        // A frame record with the old cap above it.
+        "stp x29, x30, [sp, #-32]!",
+        ".cfi_def_cfa_offset 32",
+        ".cfi_offset x30, -24",
+        ".cfi_offset x29, -32",
+        "mov x29, sp",
+        ".cfi_def_cfa x29, 32",
+        "cbz x3, 1f",
+        "sub x3, x3, #8",
+        gcs_switch_x3!(),
+        "1:",
+        "str x3, [x29, #16]",
+        // Switch stacks and call; x0 (data) passes straight through.
+        "mov sp, x1",
+        "blr x2",
+        // Back to the original control stack and stack, and return.
+        "ldr x3, [x29, #16]",
+        "cbz x3, 2f",
+        gcs_switch_x3!(),
+        "2:",
+        "mov sp, x29",
+        ".cfi_def_cfa sp, 32",
+        "ldp x29, x30, [sp], #32",
         ".cfi_def_cfa_offset 0",
         ".cfi_restore x30",
         ".cfi_restore x29",

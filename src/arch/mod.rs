@@ -153,10 +153,23 @@ pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointe
 /// for `f`, and laid out as the arch's `stack_call_trampoline` documents
 /// (on Windows, the word at `top` points at the stack's TEB fields;
 /// `stack::call_top` and `parent_stack_top` arrange that).
+///
+/// Where the switch follows shadow stacks, a non-zero `shadow` is the top of
+/// the shadow stack that goes with `top`'s stack (as from
+/// `Stack::shadow_stack`), which `f` then runs on.
 #[inline]
-pub(crate) unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
+pub(crate) unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn, shadow: usize) {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::stack_call_trampoline(data, top.get(), f) }
+    #[cfg(all(stackswitch_gcs, target_arch = "aarch64", not(windows)))]
+    unsafe {
+        imp::stack_call_trampoline(data, top.get(), f, shadow)
+    }
+    #[cfg(not(all(stackswitch_gcs, target_arch = "aarch64", not(windows))))]
+    {
+        let _ = shadow;
+        // SAFETY: forwarded to the caller.
+        unsafe { imp::stack_call_trampoline(data, top.get(), f) }
+    }
 }
 
 // The generic code relies on the header keeping everything below it aligned.
