@@ -996,7 +996,14 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let top = unsafe { arch::parent_stack_top(self.link.get()) };
         // SAFETY: below that point the parent's stack is free until we
         // switch back to it; we run in a coroutine, which has a parent.
-        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(self.link.as_ptr()), f, 0) }
+        unsafe {
+            call_on_stack_top(
+                top,
+                sanitizer::StackBounds::parent(self.link.as_ptr()),
+                f,
+                0,
+            )
+        }
     }
 }
 

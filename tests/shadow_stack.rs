@@ -12,8 +12,11 @@
 
 use std::arch::{asm, naked_asm};
 
+#[cfg(stackswitch_gcs)]
 use stackswitch::stack::{DefaultStack, StackPool};
-use stackswitch::{Coroutine, CoroutineResult, Yielder};
+#[cfg(stackswitch_gcs)]
+use stackswitch::Yielder;
+use stackswitch::{Coroutine, CoroutineResult};
 
 /// Whether GCS is on for this thread (`chkfeat x16`, a NOP on cores
 /// without it, clears bit 0 of x16 when it is).
@@ -26,6 +29,7 @@ fn gcs_on() -> bool {
 
 /// GCSPR_EL0, the current control stack's pointer (only read with GCS on:
 /// the register does not exist on older cores).
+#[cfg(stackswitch_gcs)]
 fn gcspr() -> u64 {
     let pointer: u64;
     // SAFETY: reads a register.
@@ -61,6 +65,7 @@ fn in_child(f: fn()) -> libc::c_int {
     status
 }
 
+#[cfg(stackswitch_gcs)]
 fn signal_of(status: libc::c_int) -> libc::c_int {
     if libc::WIFSIGNALED(status) {
         libc::WTERMSIG(status)
@@ -72,6 +77,7 @@ fn signal_of(status: libc::c_int) -> libc::c_int {
 /// Every switch path: start, suspend, resume, finish, a panic out of a
 /// coroutine, a forced unwind on drop, nesting, the parent's stack, another
 /// stack, and reuse of pooled stacks (whose control stacks stay with them).
+#[cfg(stackswitch_gcs)]
 fn use_every_switch_path() {
     let mut coroutine = Coroutine::new(|yielder, first: u32| {
         let mut sum = first;
@@ -150,14 +156,24 @@ fn each_coroutine_has_a_control_stack_of_its_own() {
         yielder.suspend(gcspr());
         gcspr()
     });
-    let CoroutineResult::Yield(first) = coroutine.resume(()) else { panic!("did not yield") };
+    let CoroutineResult::Yield(first) = coroutine.resume(()) else {
+        panic!("did not yield")
+    };
     assert_eq!(gcspr(), parent, "the parent's control stack moved");
-    let CoroutineResult::Return(second) = coroutine.resume(()) else { panic!("did not return") };
+    let CoroutineResult::Return(second) = coroutine.resume(()) else {
+        panic!("did not return")
+    };
     assert_eq!(gcspr(), parent, "the parent's control stack moved");
     // The parent's control stack is the thread's; the coroutine's is a
     // mapping of its own, far from it.
-    assert!(first.abs_diff(parent) > 1 << 16, "{first:#x} near the parent's {parent:#x}");
-    assert_eq!(first, second, "the coroutine's control stack moved across a switch");
+    assert!(
+        first.abs_diff(parent) > 1 << 16,
+        "{first:#x} near the parent's {parent:#x}"
+    );
+    assert_eq!(
+        first, second,
+        "the coroutine's control stack moved across a switch"
+    );
 }
 
 /// Code to return to where GCS is off: it exits the child with 42.

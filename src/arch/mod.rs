@@ -112,25 +112,37 @@ pub(crate) use imp::{
 // (moving between per-coroutine shadow stacks that `set_shadow_stack` hands
 // to a fresh context). Where it cannot, creating a coroutine on such a
 // thread panics with what to do instead of crashing at the first switch.
-#[cfg(any(all(target_arch = "x86_64", not(windows)), all(target_arch = "aarch64", not(windows))))]
+#[cfg(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+))]
 pub(crate) use imp::{shadow_stack_active, shadow_stack_unsupported, FOLLOWS_SHADOW_STACK};
 
 /// Whether the thread runs with a hardware shadow stack: never, as far as
 /// this target's switch knows.
-#[cfg(not(any(all(target_arch = "x86_64", not(windows)), all(target_arch = "aarch64", not(windows)))))]
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
 #[inline(always)]
 pub(crate) fn shadow_stack_active() -> bool {
     false
 }
 
 /// Never called on this target (see `shadow_stack_active`).
-#[cfg(not(any(all(target_arch = "x86_64", not(windows)), all(target_arch = "aarch64", not(windows)))))]
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
 #[cold]
 pub(crate) fn shadow_stack_unsupported() -> ! {
     unreachable!()
 }
 
-#[cfg(not(any(all(target_arch = "x86_64", not(windows)), all(target_arch = "aarch64", not(windows)))))]
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
 pub(crate) const FOLLOWS_SHADOW_STACK: bool = false;
 
 #[cfg(all(target_arch = "aarch64", not(windows)))]
@@ -143,7 +155,8 @@ pub(crate) use imp::set_shadow_stack;
 /// As for the arch files that implement it.
 #[cfg(not(all(target_arch = "aarch64", not(windows))))]
 #[inline(always)]
-pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointer, _shadow: usize) {}
+pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointer, _shadow: usize) {
+}
 
 /// Calls `f(data)` with the stack pointer at `top`, linked so that
 /// unwinders continue on the stack it was called from.
@@ -158,7 +171,12 @@ pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointe
 /// the shadow stack that goes with `top`'s stack (as from
 /// `Stack::shadow_stack`), which `f` then runs on.
 #[inline]
-pub(crate) unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn, shadow: usize) {
+pub(crate) unsafe fn call_on_stack(
+    data: *mut u8,
+    top: StackPointer,
+    f: StackCallFn,
+    shadow: usize,
+) {
     // SAFETY: forwarded to the caller.
     #[cfg(all(stackswitch_gcs, target_arch = "aarch64", not(windows)))]
     unsafe {

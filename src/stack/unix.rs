@@ -97,7 +97,7 @@ impl DefaultStack {
             mmap_len,
             overflow_registration: crate::overflow::Registration::none(),
             valgrind_id: valgrind::register_stack(mapping as usize, mapping as usize + mmap_len),
-            shadow: ShadowStack::default(),
+            shadow: ShadowStack::new(),
         };
         // SAFETY: the guard page is the first page of our own mapping.
         if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {

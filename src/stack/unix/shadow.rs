@@ -17,7 +17,7 @@ mod gcs {
     const SHADOW_STACK_SET_TOKEN: libc::c_ulong = 1;
 
     /// A control stack mapped on first use, unmapped when dropped.
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     pub(crate) struct ShadowStack {
         /// Highest address (exclusive); 0 while none is mapped.
         top: usize,
@@ -30,6 +30,11 @@ mod gcs {
     }
 
     impl ShadowStack {
+        /// None mapped yet.
+        pub(crate) const fn new() -> Self {
+            ShadowStack { top: 0, len: 0 }
+        }
+
         /// The top of a control stack with its cap in the top word, for a
         /// coroutine on a stack of `stack_len` bytes: mapped on the first
         /// call, and again if the cap is gone (a coroutine left without
@@ -49,9 +54,8 @@ mod gcs {
             // and one 8-byte entry here: half the data stack always fits.
             let len = (stack_len / 2).next_multiple_of(super::super::page_size());
             // SAFETY: asks for a fresh mapping; reads no memory of ours.
-            let address = unsafe {
-                libc::syscall(SYS_MAP_SHADOW_STACK, 0usize, len, SHADOW_STACK_SET_TOKEN)
-            };
+            let address =
+                unsafe { libc::syscall(SYS_MAP_SHADOW_STACK, 0usize, len, SHADOW_STACK_SET_TOKEN) };
             if address == -1 {
                 return None;
             }
@@ -81,11 +85,15 @@ mod gcs {
 
 /// No shadow stack where the switch follows none.
 #[cfg(not(all(stackswitch_gcs, target_arch = "aarch64", target_os = "linux")))]
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ShadowStack;
 
 #[cfg(not(all(stackswitch_gcs, target_arch = "aarch64", target_os = "linux")))]
 impl ShadowStack {
+    pub(crate) const fn new() -> Self {
+        ShadowStack
+    }
+
     #[inline(always)]
     pub(crate) fn prepare(&mut self, _stack_len: usize) -> Option<StackPointer> {
         None

@@ -147,7 +147,7 @@ impl StackSource {
             base: unsafe { StackPointer::new_unchecked(slot + self.slot_len) },
             usable: self.usable,
             valgrind_id: valgrind::register_stack(slot, slot + self.slot_len),
-            shadow: ShadowStack::default(),
+            shadow: ShadowStack::new(),
             _slab: Rc::clone(&slab),
         };
         self.current = Some((slab, index + 1));
