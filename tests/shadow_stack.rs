@@ -248,3 +248,50 @@ fn without_gcs_support_creation_panics_with_what_to_do() {
     let message = *panic.downcast_ref::<&str>().expect("a panic message");
     assert!(message.contains("-Zbranch-protection=gcs"), "{message}");
 }
+
+/// A coroutine that finishes leaves its control stack as it found it, so
+/// that the next coroutine on the same stack reuses it; one that never
+/// finishes (`force_reset`) leaves it spent, and the stack gets a new one.
+#[cfg(stackswitch_gcs)]
+#[test]
+fn control_stacks_are_reused_after_exit_and_replaced_after_a_reset() {
+    use stackswitch::stack::Stack;
+    if !gcs_expected() {
+        return;
+    }
+    let pool = StackPool::new(64 * 1024).unwrap();
+    let mut stack = pool.get().unwrap();
+    let first = stack.shadow_stack().expect("a control stack under GCS");
+    let suspend_twice = |yielder: &Yielder<(), ()>, ()| {
+        yielder.suspend(());
+        yielder.suspend(());
+    };
+    let mut coroutine = Coroutine::with_stack(stack, suspend_twice);
+    while coroutine.resume(()) != CoroutineResult::Return(()) {}
+    let mut stack = coroutine.into_stack();
+    let cap_at = first.get() - 8;
+    // SAFETY: the control stack's top word, readable (only ordinary stores
+    // are refused), and nothing runs on it.
+    let cap = unsafe { std::ptr::read_volatile(cap_at as *const usize) };
+    assert_eq!(
+        cap,
+        (cap_at & !0xfff) | 1,
+        "the finished coroutine did not leave its cap at the top"
+    );
+    assert_eq!(
+        stack.shadow_stack(),
+        Some(first),
+        "the control stack was replaced"
+    );
+
+    let mut coroutine = Coroutine::with_stack(stack, suspend_twice);
+    assert_eq!(coroutine.resume(()), CoroutineResult::Yield(()));
+    // SAFETY: the coroutine's frames own nothing that needs dropping.
+    unsafe { coroutine.force_reset() };
+    let stack = coroutine.into_stack();
+    // Its cap is gone: a new control stack, and a coroutine runs on it.
+    let mut coroutine = Coroutine::with_stack(stack, suspend_twice);
+    while coroutine.resume(()) != CoroutineResult::Return(()) {}
+    let mut stack = coroutine.into_stack();
+    assert!(stack.shadow_stack().is_some());
+}
