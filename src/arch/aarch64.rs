@@ -101,8 +101,9 @@
 //!   `StackPool` stacks map one with `map_shadow_stack(2)`, with a cap token
 //!   at its top, and keep it with the stack), and the switch moves between
 //!   control stacks with `gcsss1`/`gcsss2`. A coroutine created without GCS
-//!   gets none, and the switch skips the move (a load and a `cbz` on each
-//!   side), so that the same binary runs on cores without GCS.
+//!   gets none, and the switch skips the move (what remains is a load and
+//!   a `cbz` on each side and a store on the way in), so that the same
+//!   binary runs on cores without GCS.
 //!
 //! The control stacks (GCS grows downwards too; a cap token at address A is
 //! `(A & !0xfff) | 1`, and `gcsss1 A` + `gcsss2` make the stack whose cap is
@@ -126,17 +127,18 @@
 //! - Suspend: switches back through the parent's cap, saving the cap left
 //!   on its own GCS in its context; the `ret` then matches the return
 //!   address into `resume` on top of the parent's GCS.
-//! - Exit: first pops its GCS back to the top (`gcspopm`, up to the top kept
-//!   at base-32; `exit_with` and the root leave a few entries there), so
-//!   that the cap the switch leaves lands where `map_shadow_stack` put the
-//!   fresh one: the control stack is ready for the next coroutine on the
-//!   same stack (`StackPool`, `into_stack`). A stack whose coroutine did not
-//!   exit (`force_reset`), or left deep entries (a trap handler's exit), is
-//!   found without its cap at the next creation and gets a new control
-//!   stack.
+//! - Exit: first pops its GCS back to the top kept at base-32 (`gcspopm`;
+//!   a normal exit leaves nothing there, a trap handler's exit leaves the
+//!   trapped frames' entries and its own call), so that the cap the switch
+//!   leaves lands where `map_shadow_stack` put the fresh one: the control
+//!   stack is ready for the next coroutine on the same stack (`StackPool`,
+//!   `into_stack`). A stack whose coroutine did not exit (`force_reset`),
+//!   or left more than 32 entries, is found without its cap at the next
+//!   creation and gets a new control stack.
 //! - Unwinding stays within one control stack: a panic or forced unwind is
-//!   caught at the coroutine's root, and libgcc (GCS-aware since gcc 15)
-//!   pops one entry per frame it removes. `asm-unwind` lets a panic cross
+//!   caught at the coroutine's root, and a GCS-aware libgcc (newer than
+//!   gcc 12's, with which a caught panic crashes) pops one entry per frame
+//!   it removes. `asm-unwind` lets a panic cross
 //!   the root frame into the parent's frames on the coroutine's GCS, so
 //!   with it a GCS thread gets the panic of a default build instead.
 //! - `on_stack` (and so `maybe_grow`) runs its function on the control
