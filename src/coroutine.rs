@@ -227,7 +227,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// leaked (`mem::forget`) after being started, that means forever, since
     /// its frames are never unwound. [`ScopedCoroutine`](crate::ScopedCoroutine)
     /// is a safe wrapper.
-    pub unsafe fn with_stack_unchecked<F>(stack: Stack, func: F) -> Self
+    pub unsafe fn with_stack_unchecked<F>(mut stack: Stack, func: F) -> Self
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
@@ -262,7 +262,6 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
 
         // A thread with a hardware shadow stack: the coroutine needs one of
         // its own, which the stack provides, where the switch can follow it.
-        let mut stack = stack;
         let shadow = if arch::shadow_stack_active() {
             if !arch::FOLLOWS_SHADOW_STACK {
                 arch::shadow_stack_unsupported();
