@@ -5,7 +5,9 @@
 //! rustc exposes no `cfg` for `-Zcf-protection` or `-Zbranch-protection`,
 //! so this reads the flags cargo passes to the compiler and sets:
 //! - `stackswitch_ibt`: `-Zcf-protection=branch|full` (x86 IBT: `endbr64`);
-//! - `stackswitch_bti`: `-Zbranch-protection=...bti...` (AArch64 BTI).
+//! - `stackswitch_bti`: `-Zbranch-protection=...bti...` (AArch64 BTI);
+//! - `stackswitch_gcs`: `-Zbranch-protection=...gcs...` (AArch64 Guarded
+//!   Control Stack: the switch moves between per-coroutine shadow stacks).
 
 use std::env;
 
@@ -22,6 +24,9 @@ fn main() {
     if let Some(value) = z_option(&flags, "branch-protection") {
         if value.split(',').any(|part| part == "bti") {
             println!("cargo:rustc-cfg=stackswitch_bti");
+        }
+        if value.split(',').any(|part| part == "gcs") {
+            println!("cargo:rustc-cfg=stackswitch_gcs");
         }
     }
 }

@@ -227,7 +227,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// leaked (`mem::forget`) after being started, that means forever, since
     /// its frames are never unwound. [`ScopedCoroutine`](crate::ScopedCoroutine)
     /// is a safe wrapper.
-    pub unsafe fn with_stack_unchecked<F>(stack: Stack, func: F) -> Self
+    pub unsafe fn with_stack_unchecked<F>(mut stack: Stack, func: F) -> Self
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
     {
@@ -260,6 +260,19 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             }
         }
 
+        // A thread with a hardware shadow stack: the coroutine needs one of
+        // its own, which the stack provides, where the switch can follow it.
+        let shadow = if arch::shadow_stack_active() {
+            if !arch::FOLLOWS_SHADOW_STACK {
+                arch::shadow_stack_unsupported();
+            }
+            match stack.shadow_stack() {
+                Some(top) => top.get(),
+                None => stack::no_shadow_stack(),
+            }
+        } else {
+            0
+        };
         // SAFETY: the stack is ours and unused; the sanitizers learn of it
         // first (before anything is written to it), the OS state goes in
         // its header, the bounds and the closure just below. Its base is
@@ -273,7 +286,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
-            let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
+            let context = arch::init_stack(stack.base(), data, entry, data as *mut u8);
+            arch::set_shadow_stack(stack.base(), context, shadow);
+            let context = context.get();
             Coroutine {
                 fiber,
                 stack: ManuallyDrop::new(stack),
@@ -980,7 +995,14 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let top = unsafe { arch::parent_stack_top(self.link.get()) };
         // SAFETY: below that point the parent's stack is free until we
         // switch back to it; we run in a coroutine, which has a parent.
-        unsafe { call_on_stack_top(top, sanitizer::StackBounds::parent(self.link.as_ptr()), f) }
+        unsafe {
+            call_on_stack_top(
+                top,
+                sanitizer::StackBounds::parent(self.link.as_ptr()),
+                f,
+                0,
+            )
+        }
     }
 }
 
@@ -1000,22 +1022,35 @@ impl<Input, Yield> Yielder<Input, Yield> {
 /// });
 /// assert_eq!(depth, 1000);
 /// ```
-pub fn on_stack<F, R>(stack: impl stack::Stack, f: F) -> R
+pub fn on_stack<F, R>(mut stack: impl stack::Stack, f: F) -> R
 where
     F: FnOnce() -> R,
 {
+    // On a thread with a shadow stack that the switch follows, `f` runs on
+    // the stack's own if it has one (else on the current one, which works
+    // too, within its room).
+    let shadow = if arch::FOLLOWS_SHADOW_STACK && arch::shadow_stack_active() {
+        stack.shadow_stack().map_or(0, |top| top.get())
+    } else {
+        0
+    };
     // SAFETY: the stack is ours for the duration of the call and its base is
-    // aligned by contract.
+    // aligned by contract; so is its shadow stack.
     unsafe {
         let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
-        call_on_stack_top(stack::call_top(&stack), bounds, f)
+        call_on_stack_top(stack::call_top(&stack), bounds, f, shadow)
     }
 }
 
 /// # Safety
 /// The memory below `top` must be free stack for the duration of the call,
 /// within the stack `bounds`.
-unsafe fn call_on_stack_top<F, R>(top: StackPointer, bounds: sanitizer::StackBounds, f: F) -> R
+unsafe fn call_on_stack_top<F, R>(
+    top: StackPointer,
+    bounds: sanitizer::StackBounds,
+    f: F,
+    shadow: usize,
+) -> R
 where
     F: FnOnce() -> R,
 {
@@ -1048,7 +1083,7 @@ where
     // sanitizer hooks bracket the switches.
     unsafe {
         let token = sanitizer::calling_on_stack(bounds);
-        arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run);
+        arch::call_on_stack(&mut slot as *mut Slot<F, R> as *mut u8, top, run, shadow);
         sanitizer::stack_call_returned(token);
         unwind::rethrow(ManuallyDrop::into_inner(slot.result))
     }

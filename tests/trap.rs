@@ -156,6 +156,41 @@ fn bad_address_is_recovered_after_suspending() {
     assert!(coroutine.done());
 }
 
+/// Under GCS (a build with `-Zbranch-protection=gcs`), a trapped coroutine
+/// leaves through the trap handler with the trapped frames' return
+/// addresses still on its control stack; its exit pops them, so that the
+/// control stack is ready for the next coroutine on the same stack.
+#[cfg(all(stackswitch_gcs, target_arch = "aarch64", target_os = "linux"))]
+#[test]
+fn a_trapped_coroutine_leaves_its_control_stack_ready_for_reuse() {
+    use stackswitch::stack::Stack;
+    platform::prepare_thread();
+    let mut stack = DefaultStack::new(64 * 1024).unwrap();
+    let Some(top) = stack.shadow_stack() else {
+        return; // GCS is off: nothing to check
+    };
+    const BAD: usize = 0x38;
+    let mut coroutine = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+        // SAFETY: faults on purpose.
+        let value = unsafe { std::ptr::read_volatile(black_box(BAD) as *const u64) };
+        Outcome::Finished(value)
+    });
+    assert_eq!(
+        run_guarded(&mut coroutine, ()),
+        CoroutineResult::Return(Outcome::Faulted(BAD & !0xfff))
+    );
+    let _stack = coroutine.into_stack();
+    let cap_at = top.get() - 8;
+    // SAFETY: the control stack's top word, readable (only ordinary stores
+    // are refused), and nothing runs on it.
+    let cap = unsafe { std::ptr::read_volatile(cap_at as *const usize) };
+    assert_eq!(
+        cap,
+        (cap_at & !0xfff) | 1,
+        "the trapped coroutine did not leave its cap at the top"
+    );
+}
+
 #[cfg(feature = "unwind")]
 #[test]
 fn a_panic_in_the_recovery_closure_reaches_the_parent() {

@@ -16,10 +16,12 @@
 //!  base ──►  +------------------------+
 //!   -8       | fake return address    |  }  frame record of the root frame,
 //!   -16      | link                   |  }  x29 points here while it runs
+//!  (-24      | parent's GCS cap       |  }  stackswitch_gcs only,
+//!   -32      | coroutine's GCS top)   |  }  see below
 //!            +------------------------+ ◄── STACK_HEADER_SIZE
 //!            | closure (moved here)   |
 //!            +------------------------+ ◄── sp given to init_stack (16-aligned)
-//!            | (unused)               |
+//!            | GCS cap, or unused     |  (stackswitch_gcs, see below)
 //!            | data pointer           |
 //!            | entry function         |
 //!  fresh sp  | coroutine_start        |  (`resume` calls through this word)
@@ -47,7 +49,7 @@
 //! more than strictly needed, because sp must stay 16-aligned):
 //!
 //! ```text
-//!  sp   ──►  resume address | coroutine x19 | coroutine x29 | (unused) | (its frames…)
+//!  sp   ──►  resume address | coroutine x19 | coroutine x29 | GCS cap or unused | (its frames…)
 //! ```
 //!
 //! A switch is asymmetric: `resume` enters with `blr` and the coroutine
@@ -79,11 +81,77 @@
 //!   addresses, which they are. The keys are per process, so a coroutine
 //!   resumed by another thread would authenticate just as well (today none
 //!   can be: `Coroutine` is not `Send`).
-//! - `gcs` (the Guarded Control Stack, a shadow stack of return addresses)
-//!   is not supported: a coroutine's `ret` into its parent does not match
-//!   the top of a single control stack, and following a switch would need a
-//!   control stack per coroutine and the GCS switching instructions. Linux
-//!   enables GCS only when a program asks for it.
+//! - `gcs` (the Guarded Control Stack, GCS: a shadow stack of return
+//!   addresses that ordinary stores cannot reach, checked by every `ret`):
+//!   see below.
+//!
+//! Guarded Control Stack. Linux enables GCS per thread only when a program
+//! asks for it (glibc 2.41+ for GCS-marked binaries, or under the tunable
+//! `glibc.cpu.aarch64_gcs`). Whether it is on is read at run time with
+//! `chkfeat x16` (a hint: a NOP on cores without it), once per coroutine
+//! creation, never per switch. What the build chooses:
+//! - A default build's switch knows nothing of GCS, and cannot: a
+//!   coroutine's `ret` into its parent does not match the top of the
+//!   thread's one control stack. Creating a coroutine on a thread with GCS
+//!   on panics, saying to build with `-Zbranch-protection=gcs`; the switch
+//!   itself is untouched.
+//! - Built with `-Zbranch-protection=gcs` (build.rs sets `stackswitch_gcs`),
+//!   every coroutine created while GCS is on gets a control stack of its
+//!   own from its `Stack` ([`Stack::shadow_stack`]: `DefaultStack` and
+//!   `StackPool` stacks map one with `map_shadow_stack(2)`, with a cap token
+//!   at its top, and keep it with the stack), and the switch moves between
+//!   control stacks with `gcsss1`/`gcsss2`. A coroutine created without GCS
+//!   gets none, and the switch skips the move (what remains is a load and
+//!   a `cbz` on each side and a store on the way in), so that the same
+//!   binary runs on cores without GCS.
+//!
+//! The control stacks (GCS grows downwards too; a cap token at address A is
+//! `(A & !0xfff) | 1`, and `gcsss1 A` + `gcsss2` make the stack whose cap is
+//! at A current, consuming that cap and leaving one on the stack left, whose
+//! address `gcsss2` returns):
+//!
+//! ```text
+//!  header (stackswitch_gcs):          parent's GCS          coroutine's GCS
+//!   base-24 | parent cap ─────────►  | ...          |       | cap | ◄─ top-8, fresh (map_shadow_stack)
+//!   base-32 | coroutine GCS top      | into resume  |       | ... |
+//!                                    | cap          |       | cap | ◄─ context word 3 while suspended
+//! ```
+//!
+//! - Resume: `resume`'s `blr` pushes its return address on the parent's
+//!   GCS; then `coroutine_start` (or label 2 of `suspend`) switches to the
+//!   coroutine's GCS through the cap whose address is the context's fourth
+//!   word (the fresh one at the top, or the one its last suspend left),
+//!   and stores the parent's new cap (just below that return address) in
+//!   the header at base-24. The hand-made entry call pushes nothing: the
+//!   entry never returns.
+//! - Suspend: switches back through the parent's cap, saving the cap left
+//!   on its own GCS in its context; the `ret` then matches the return
+//!   address into `resume` on top of the parent's GCS.
+//! - Exit: first pops its GCS back to the top kept at base-32 (`gcspopm`;
+//!   a normal exit leaves nothing there, a trap handler's exit leaves the
+//!   trapped frames' entries and its own call), so that the cap the switch
+//!   leaves lands where `map_shadow_stack` put the fresh one: the control
+//!   stack is ready for the next coroutine on the same stack (`StackPool`,
+//!   `into_stack`). A stack whose coroutine did not exit (`force_reset`),
+//!   or left more than 32 entries, is found without its cap at the next
+//!   creation and gets a new control stack.
+//! - Unwinding stays within one control stack: a panic or forced unwind is
+//!   caught at the coroutine's root, and a GCS-aware libgcc (newer than
+//!   gcc 12's, with which a caught panic crashes) pops one entry per frame
+//!   it removes. `asm-unwind` lets a panic cross
+//!   the root frame into the parent's frames on the coroutine's GCS, so
+//!   with it a GCS thread gets the panic of a default build instead.
+//! - `on_stack` (and so `maybe_grow`) runs its function on the control
+//!   stack of the stack it is given, if that has one (`stack_call_trampoline`
+//!   switches there and back; the call leaves it at its top, so that the
+//!   cap lands back in place), so that growing segments grow the control
+//!   stack too. `on_parent_stack` and `trap_start` move only the data
+//!   stack: their calls and returns stay paired on the current GCS. Traps:
+//!   the kernel saves GCSPR in the signal frame and restores it on return;
+//!   the redirected coroutine goes on with the GCS it trapped on and leaves
+//!   through `exit`.
+//!
+//! [`Stack::shadow_stack`]: crate::stack::Stack::shadow_stack
 
 use core::arch::{asm, naked_asm};
 
@@ -92,7 +160,11 @@ use crate::stack::StackPointer;
 use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
+#[cfg(not(stackswitch_gcs))]
 pub const STACK_HEADER_SIZE: usize = 16;
+/// Two more words: the parent's GCS cap and the coroutine's GCS top.
+#[cfg(stackswitch_gcs)]
+pub const STACK_HEADER_SIZE: usize = 32;
 /// libgcc's `_Unwind_RaiseException` alone has a 3.7 KiB frame on AArch64
 /// (its register tables cover the 96 DWARF registers with v0-v31); a forced
 /// unwind from a minimal coroutine was measured to use 7.9 KiB of its stack
@@ -133,6 +205,136 @@ macro_rules! landing_pad {
     };
 }
 
+/// GCS instructions by their system-instruction encodings, which every
+/// assembler takes: `gcsss1 x3` + `gcsss2 x3` switch to the control stack
+/// whose cap token is at x3 and leave x3 = the cap left on the one switched
+/// away from; `gcspopm x5` pops one entry.
+#[cfg(stackswitch_gcs)]
+macro_rules! gcs_switch_x3 {
+    () => {
+        "sys #3, c7, c7, #2, x3\nsysl x3, #3, c7, c7, #3"
+    };
+}
+
+/// Switching in (x1 = context, x2 = link, on the parent's GCS): to the
+/// coroutine's control stack if it has one (its cap in the context's
+/// fourth word), keeping the parent's cap in the header (0: none).
+#[cfg(stackswitch_gcs)]
+macro_rules! gcs_enter {
+    () => {
+        concat!("ldr x3, [x1, #24]\ncbz x3, 3f\n", gcs_switch_x3!(), "\n3:\nstr x3, [x2, #-8]")
+    };
+}
+#[cfg(not(stackswitch_gcs))]
+macro_rules! gcs_enter {
+    () => {
+        ""
+    };
+}
+
+/// Switching out in `suspend` (x2 = link; x29 and the context's fourth word
+/// still to save, at [sp, #16]): back to the parent's control stack, the
+/// coroutine's cap (or 0) going into its context.
+#[cfg(stackswitch_gcs)]
+macro_rules! save_x29_and_gcs {
+    () => {
+        concat!(
+            "ldr x3, [x2, #-8]\ncbz x3, 4f\n",
+            gcs_switch_x3!(),
+            "\n4:\nstp x29, x3, [sp, #16]"
+        )
+    };
+}
+#[cfg(not(stackswitch_gcs))]
+macro_rules! save_x29_and_gcs {
+    () => {
+        "str x29, [sp, #16]"
+    };
+}
+
+/// Switching out in `exit`: pop the coroutine's control stack back to its
+/// top (kept at base-32, i.e. [x2, #-16]; GCSPR_EL0 is S3_3_C2_C5_1) if it
+/// is the current one and holds at most 32 entries (what `exit_with` and
+/// the root leave; more, or another control stack, as after a trap in
+/// `on_stack`, is left as it is, and the stack gets a new one at its next
+/// creation), then back to the parent's.
+#[cfg(stackswitch_gcs)]
+macro_rules! gcs_leave {
+    () => {
+        concat!(
+            "ldr x3, [x2, #-8]\ncbz x3, 3f\nldr x4, [x2, #-16]\n",
+            "1:\nmrs x5, S3_3_C2_C5_1\nsub x5, x4, x5\nsub x5, x5, #1\ncmp x5, #256\nb.hs 2f\n",
+            "sysl x5, #3, c7, c7, #1\nb 1b\n",
+            "2:\n",
+            gcs_switch_x3!(),
+            "\n3:"
+        )
+    };
+}
+#[cfg(not(stackswitch_gcs))]
+macro_rules! gcs_leave {
+    () => {
+        ""
+    };
+}
+
+/// Whether GCS is on for this thread: `chkfeat x16` clears bit 0 of x16
+/// when it is, and is a NOP on cores without it.
+#[inline(always)]
+pub fn shadow_stack_active() -> bool {
+    let features: usize;
+    // SAFETY: a hint instruction that only clears bits of x16.
+    unsafe {
+        asm!(
+            "mov x16, #1",
+            "hint #40",
+            out("x16") features,
+            options(nomem, nostack, preserves_flags),
+        )
+    };
+    features == 0
+}
+
+/// Whether this build's switch moves between control stacks, so that a
+/// coroutine can run on a thread with GCS on (see the header).
+pub const FOLLOWS_SHADOW_STACK: bool = cfg!(all(stackswitch_gcs, not(feature = "asm-unwind")));
+
+/// The panic of a coroutine creation on a thread with GCS on, in a build
+/// whose switch cannot follow it.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub fn shadow_stack_unsupported() -> ! {
+    panic!(
+        "this thread runs with the Guarded Control Stack (GCS) on, and this build of stackswitch \
+         cannot follow it across coroutine switches (the first switch would crash): build it \
+         with nightly's -Zbranch-protection=gcs (and without the asm-unwind feature), or run \
+         the program without GCS (GLIBC_TUNABLES=glibc.cpu.aarch64_gcs=0)"
+    )
+}
+
+/// Gives a fresh context the control stack whose top is `shadow` (0: none,
+/// GCS being off).
+///
+/// # Safety
+/// `context` must be what `init_stack` returned for the stack whose base is
+/// `base`; a non-zero `shadow` must be the top of a control stack with a
+/// cap token in its top word.
+#[inline(always)]
+pub unsafe fn set_shadow_stack(base: StackPointer, context: StackPointer, shadow: usize) {
+    #[cfg(stackswitch_gcs)]
+    // SAFETY: the context's fourth word and the header are this unused
+    // stack's (see `init_stack`).
+    unsafe {
+        let top = base.get();
+        *((context.get() + 24) as *mut usize) = if shadow == 0 { 0 } else { shadow - 8 };
+        *((top - 24) as *mut usize) = 0;
+        *((top - 32) as *mut usize) = shadow;
+    }
+    #[cfg(not(stackswitch_gcs))]
+    let _ = (base, context, shadow);
+}
+
 /// First code to run on a fresh coroutine. Entered by `resume`'s `blr`
 /// with x0 = argument, x1 = fresh sp, x2 = link address, lr = return
 /// address into `resume`; still on the parent's stack, whose x19 `resume`
@@ -166,6 +368,8 @@ unsafe extern "C" fn coroutine_start() {
         // their CFA-relative rules above.
         "mov x29, x2",
         ".cfi_escape 0x0f, 0x05, 0x8d, 0x00, 0x06, 0x23, 0x20",
+        // Onto the coroutine's control stack, if it has one.
+        gcs_enter!(),
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data);
         // x0 (arg) passes straight through.
@@ -214,6 +418,7 @@ unsafe extern "C" fn trap_start() {
 /// Calls `f(data)` on the stack topped at x1 (16-aligned), with x29-based
 /// CFI so unwinders continue on the original stack. "C-unwind": under
 /// `asm-unwind` a panic in `f` passes through it.
+#[cfg(not(stackswitch_gcs))]
 #[unsafe(naked)]
 pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     naked_asm!(
@@ -233,6 +438,53 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top:
         "mov sp, x29",
         ".cfi_def_cfa sp, 16",
         "ldp x29, x30, [sp], #16",
+        ".cfi_def_cfa_offset 0",
+        ".cfi_restore x30",
+        ".cfi_restore x29",
+        "ret",
+        ".cfi_endproc",
+    )
+}
+
+/// [`stack_call_trampoline`] that also moves to the control stack whose top
+/// is x3 (if not 0) for the call: the old cap is kept in the frame, and the
+/// cap left on the new one (back at its top when `f` has returned) makes it
+/// ready for the next call. Panics never cross it (`call_on_stack`'s root
+/// catches them; `asm-unwind` is not used with GCS).
+#[cfg(stackswitch_gcs)]
+#[unsafe(naked)]
+pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(
+    data: *mut u8,
+    top: usize,
+    f: StackCallFn,
+    shadow: usize,
+) {
+    naked_asm!(
+        ".cfi_startproc",
+        landing_pad!(),
+        // A frame record with the old cap above it.
+        "stp x29, x30, [sp, #-32]!",
+        ".cfi_def_cfa_offset 32",
+        ".cfi_offset x30, -24",
+        ".cfi_offset x29, -32",
+        "mov x29, sp",
+        ".cfi_def_cfa x29, 32",
+        "cbz x3, 1f",
+        "sub x3, x3, #8",
+        gcs_switch_x3!(),
+        "1:",
+        "str x3, [x29, #16]",
+        // Switch stacks and call; x0 (data) passes straight through.
+        "mov sp, x1",
+        "blr x2",
+        // Back to the original control stack and stack, and return.
+        "ldr x3, [x29, #16]",
+        "cbz x3, 2f",
+        gcs_switch_x3!(),
+        "2:",
+        "mov sp, x29",
+        ".cfi_def_cfa sp, 32",
+        "ldp x29, x30, [sp], #32",
         ".cfi_def_cfa_offset 0",
         ".cfi_restore x30",
         ".cfi_restore x29",
@@ -321,7 +573,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             // and hand its address to the parent in x1.
             "adr x3, 2f",
             "stp x3, x19, [sp, #-32]!",
-            "str x29, [sp, #16]",
+            save_x29_and_gcs!(),
             "mov x1, sp",
             // Return into the parent's `resume`: restore its x29 and lr from
             // the frame record, and its sp to just above that record.
@@ -337,6 +589,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             "stp x29, x30, [sp, #-16]!",
             "mov x3, sp",
             "str x3, [x2]",
+            gcs_enter!(),
             // Restore ourselves: load before moving sp above the context,
             // so that the context is never below sp while it is read.
             "ldp x19, x29, [x1, #8]",
@@ -363,6 +616,7 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // finished.
     unsafe {
         asm!(
+            gcs_leave!(),
             "ldr x3, [x2]",
             "ldp x29, x30, [x3], #16",
             "mov sp, x3",

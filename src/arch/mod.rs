@@ -19,6 +19,7 @@
 //! | `current_stack_pointer()` | the stack pointer where it is inlined (one register move) |
 //! | `parent_stack_top(link)` | highest usable address on the parent's stack while it is blocked in `resume` |
 //! | `stack_call_trampoline(data, top, f)` | calls `f(data)` with the stack pointer at `top`, linked for unwinders (`call_on_stack` below) |
+//! | `shadow_stack_active()`, `FOLLOWS_SHADOW_STACK`, `shadow_stack_unsupported()`, `set_shadow_stack(base, context, shadow)` | hardware shadow stacks (x86-64, AArch64; defaults below for the others) |
 //! | `trap_regs(base, sp, handler, data)` | prepares the stack so that, with the returned registers, the trapped coroutine calls `handler(data, link)` |
 //!
 //! The `arg` of a switch is a [`Word`]: one register's worth of bits that
@@ -113,6 +114,58 @@ pub(crate) use imp::{
     MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
 
+// Hardware shadow stacks (return addresses kept where ordinary stores
+// cannot reach, checked by every return): an arch that knows of them says
+// whether the thread runs with one, and whether its switch can follow it
+// (moving between per-coroutine shadow stacks that `set_shadow_stack` hands
+// to a fresh context). Where it cannot, creating a coroutine on such a
+// thread panics with what to do instead of crashing at the first switch.
+#[cfg(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+))]
+pub(crate) use imp::{shadow_stack_active, shadow_stack_unsupported, FOLLOWS_SHADOW_STACK};
+
+/// Whether the thread runs with a hardware shadow stack: never, as far as
+/// this target's switch knows.
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
+#[inline(always)]
+pub(crate) fn shadow_stack_active() -> bool {
+    false
+}
+
+/// Never called on this target (see `shadow_stack_active`).
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
+#[cold]
+pub(crate) fn shadow_stack_unsupported() -> ! {
+    unreachable!()
+}
+
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(windows)),
+    all(target_arch = "aarch64", not(windows))
+)))]
+pub(crate) const FOLLOWS_SHADOW_STACK: bool = false;
+
+#[cfg(all(target_arch = "aarch64", not(windows)))]
+pub(crate) use imp::set_shadow_stack;
+
+/// Gives a fresh context its shadow stack: nothing to do where the switch
+/// follows none.
+///
+/// # Safety
+/// As for the arch files that implement it.
+#[cfg(not(all(target_arch = "aarch64", not(windows))))]
+#[inline(always)]
+pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointer, _shadow: usize) {
+}
+
 /// Calls `f(data)` with the stack pointer at `top`, linked so that
 /// unwinders continue on the stack it was called from.
 ///
@@ -121,10 +174,28 @@ pub(crate) use imp::{
 /// for `f`, and laid out as the arch's `stack_call_trampoline` documents
 /// (on Windows, the word at `top` points at the stack's TEB fields;
 /// `stack::call_top` and `parent_stack_top` arrange that).
+///
+/// Where the switch follows shadow stacks, a non-zero `shadow` is the top of
+/// the shadow stack that goes with `top`'s stack (as from
+/// `Stack::shadow_stack`), which `f` then runs on.
 #[inline]
-pub(crate) unsafe fn call_on_stack(data: *mut u8, top: StackPointer, f: StackCallFn) {
+pub(crate) unsafe fn call_on_stack(
+    data: *mut u8,
+    top: StackPointer,
+    f: StackCallFn,
+    shadow: usize,
+) {
     // SAFETY: forwarded to the caller.
-    unsafe { imp::stack_call_trampoline(data, top.get(), f) }
+    #[cfg(all(stackswitch_gcs, target_arch = "aarch64", not(windows)))]
+    unsafe {
+        imp::stack_call_trampoline(data, top.get(), f, shadow)
+    }
+    #[cfg(not(all(stackswitch_gcs, target_arch = "aarch64", not(windows))))]
+    {
+        let _ = shadow;
+        // SAFETY: forwarded to the caller.
+        unsafe { imp::stack_call_trampoline(data, top.get(), f) }
+    }
 }
 
 // The generic code relies on the header keeping everything below it aligned.

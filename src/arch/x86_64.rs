@@ -52,13 +52,56 @@
 //! (`coroutine_start` and label 2 of `suspend`, both entered by
 //! `call [rsi]`, and `trap_start`; `stack_call_trampoline` is only called
 //! directly), so the code works where IBT is enforced.
-//! Without the flag those pads are not emitted at all. Shadow stacks (the
-//! `return` half) are not supported: a coroutine's `ret` into its parent
-//! does not match the top of a single shadow stack, and following a stack
-//! switch would need a shadow stack per coroutine and the shadow-stack
-//! switching instructions (`rstorssp`/`saveprevssp`) in every switch. Linux
-//! enables the user shadow stack only when a program asks for it
-//! (`ARCH_SHSTK_ENABLE`), so such binaries still run, just without it.
+//! Without the flag those pads are not emitted at all.
+//!
+//! Shadow stacks (CET's `return` half, Linux's user shadow stack) are not
+//! supported: a coroutine's `ret` into its parent does not match the top of
+//! the thread's one shadow stack, so the first switch would die of a
+//! control-protection fault (SIGSEGV). Linux enables the shadow stack only
+//! when a program asks for it (glibc does for binaries marked SHSTK, under
+//! `glibc.cpu.x86_shstk`). Creating a coroutine on a thread whose shadow
+//! stack is active therefore panics with what to do instead
+//! ([`shadow_stack_active`]: `rdsspq` reads the shadow-stack pointer, and is
+//! a NOP leaving zero where none is active; a few instructions per creation,
+//! none per switch).
+//!
+//! The design a machine with CET would test (nothing here can run it):
+//! - Each coroutine gets a shadow stack from `map_shadow_stack(2)` with
+//!   `SHADOW_STACK_SET_TOKEN`, which puts a restore token in its top
+//!   8 bytes; the fresh context keeps that token's address.
+//! - Switching in (`coroutine_start`, label 2 of `suspend`, after
+//!   `resume`'s `call` pushed the return address on the parent's shadow
+//!   stack): `rstorssp [token]` makes the coroutine's shadow stack current
+//!   (it checks and consumes the token and leaves a previous-SSP token
+//!   there), then `saveprevssp` writes a restore token on the parent's
+//!   shadow stack just below its return address; the address of that token
+//!   (the old SSP minus 8) goes in a header word next to the link.
+//! - Switching out (`suspend`, `exit`): `rdsspq` gives the coroutine's SSP,
+//!   saved in its context (the restore token will be written just below it,
+//!   at SSP - 8); `rstorssp` on the parent's token and `saveprevssp` move back,
+//!   and `ret` then matches the parent's return address on its own shadow
+//!   stack. `exit` first pops the coroutine's shadow stack back to its
+//!   top (`incsspq` by the number of entries), so that the token written
+//!   there leaves the stack fresh for the next coroutine (`StackPool`).
+//! - The hand-made entry "call" (return address written, then `jmp`) pushes
+//!   nothing on the shadow stack, which is right: the entry never returns.
+//! - Unwinding within a coroutine: the unwinder (libgcc, built with CET)
+//!   counts the frames it removes and pops as many shadow-stack entries with
+//!   `incsspq`, so a caught panic or a forced unwind on drop (both caught at
+//!   the coroutine's root, on its own stacks) stays balanced. With
+//!   `asm-unwind` a panic crossing the root frame would pop the coroutine's
+//!   shadow stack for the parent's frames: that feature and shadow stacks do
+//!   not go together.
+//! - Traps: the kernel saves SSP in the signal frame and restores it on
+//!   `sigreturn`; a redirected trapped coroutine continues on its own shadow
+//!   stack (`trap_start` calls the handler, pushing there), and its `exit`
+//!   pops back to the top as above.
+//! - `on_stack`, `on_parent_stack` and `maybe_grow` move only the data stack:
+//!   calls and returns stay paired on the current shadow stack.
+//! - Costs: `rdsspq`, two `rstorssp`/`saveprevssp` pairs and two stores per
+//!   round trip, built only under a cfg like `stackswitch_ibt` (set for
+//!   `-Zcf-protection=return|full`), with a run-time test of the saved token
+//!   so that the same binary still runs without a shadow stack.
 
 use core::arch::{asm, naked_asm};
 
@@ -71,6 +114,40 @@ pub const STACK_HEADER_SIZE: usize = 16;
 /// Enough to run and unwind a coroutine (the first forced unwind of a
 /// process is tested on a stack of this size).
 pub const MIN_STACK_SIZE: usize = 4096;
+
+/// Whether this thread runs with an active shadow stack: `rdsspq` reads the
+/// shadow-stack pointer where one is active and is a NOP otherwise (a CPU
+/// without CET, or a shadow stack not enabled), leaving the zero.
+#[inline(always)]
+pub fn shadow_stack_active() -> bool {
+    let ssp: usize;
+    // SAFETY: zeroes a register and reads the shadow-stack pointer into it
+    // (a NOP without an active shadow stack); touches no memory or stack.
+    unsafe {
+        asm!(
+            "xor {0:e}, {0:e}",
+            "rdsspq {0}",
+            out(reg) ssp,
+            options(nomem, nostack),
+        )
+    };
+    ssp != 0
+}
+
+/// The switch does not follow a shadow stack (see the header).
+pub const FOLLOWS_SHADOW_STACK: bool = false;
+
+/// The panic of a coroutine creation on a thread with a shadow stack.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub fn shadow_stack_unsupported() -> ! {
+    panic!(
+        "this thread runs with a CET shadow stack, which stackswitch cannot follow across \
+         coroutine switches (the first switch would crash); run the program without it: \
+         GLIBC_TUNABLES=glibc.cpu.x86_shstk=off, or do not enable it (ARCH_SHSTK_ENABLE)"
+    )
+}
 
 /// Registers to write into the interrupted context when redirecting a trapped
 /// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
@@ -376,5 +453,37 @@ pub unsafe fn trap_regs(
         rbp: link as u64,
         rdi: data as u64,
         rsi: link as u64,
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// `arch_prctl` codes of `<asm/prctl.h>`.
+    const ARCH_SHSTK_STATUS: libc::c_int = 0x5005;
+    const ARCH_SHSTK_SHSTK: u64 = 1 << 0;
+
+    /// `rdsspq` and the kernel agree on whether the shadow stack is on
+    /// (off on every machine this runs on so far: no CET CPU yet).
+    #[test]
+    fn shadow_stack_detection_agrees_with_the_kernel() {
+        let mut features: u64 = 0;
+        // SAFETY: ARCH_SHSTK_STATUS writes one u64 through the pointer.
+        let status = unsafe {
+            libc::syscall(libc::SYS_arch_prctl, ARCH_SHSTK_STATUS, &mut features as *mut u64)
+        };
+        let kernel_says = status == 0 && features & ARCH_SHSTK_SHSTK != 0;
+        assert_eq!(shadow_stack_active(), kernel_says, "arch_prctl: {status}, features {features:#x}");
+    }
+
+    /// The panic says what happened and what to do.
+    #[test]
+    fn shadow_stack_panic_says_what_to_do() {
+        let message = std::panic::catch_unwind(|| shadow_stack_unsupported()).unwrap_err();
+        // A message without arguments is a `&str` payload.
+        let message = *message.downcast_ref::<&str>().unwrap();
+        assert!(message.contains("CET shadow stack"), "{message}");
+        assert!(message.contains("GLIBC_TUNABLES=glibc.cpu.x86_shstk=off"), "{message}");
     }
 }

@@ -63,6 +63,36 @@ pub unsafe trait Stack {
     /// [`STACK_ALIGNMENT`].
     fn limit(&self) -> StackPointer;
 
+    /// The top of a hardware shadow stack (a stack of return addresses
+    /// that ordinary stores cannot reach) made for this stack, or `None`
+    /// (the default) if it has none.
+    ///
+    /// Called when a coroutine is created on a thread that runs with a
+    /// shadow stack, on targets whose switch moves between them: AArch64
+    /// Linux with the Guarded Control Stack (GCS) on, in builds with
+    /// nightly's `-Zbranch-protection=gcs`. An implementation returns the
+    /// top of a shadow stack (from `map_shadow_stack(2)`) that lives as long
+    /// as `self`, is used by nothing else, and holds a start token (GCS: a
+    /// cap token) in its top word; it may map it on the first call, and must
+    /// check the token on every call (a coroutine that did not finish may
+    /// have consumed it). Creating a coroutine on such a thread with a stack
+    /// that has none panics. [`DefaultStack`] and [`StackPool`] stacks
+    /// provide one.
+    ///
+    /// ```
+    /// use stackswitch::stack::{DefaultStack, Stack};
+    ///
+    /// let mut stack = DefaultStack::new(64 * 1024).unwrap();
+    /// // Some only on a thread with a shadow stack that the switch follows.
+    /// if let Some(top) = stack.shadow_stack() {
+    ///     assert_eq!(top.get() % 8, 0);
+    /// }
+    /// ```
+    #[inline]
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        None
+    }
+
     /// The Thread Environment Block fields that describe this stack, for
     /// Windows to see while a coroutine runs on it.
     #[cfg(windows)]
@@ -104,6 +134,11 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
         (**self).limit()
     }
 
+    #[inline]
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        (**self).shadow_stack()
+    }
+
     #[cfg(windows)]
     #[inline]
     fn teb_fields(&self) -> StackTebFields {
@@ -140,6 +175,18 @@ pub use self::pool::{PooledStack, StackPool, StackPoolBuilder};
 // keeps such state (in the TEB); elsewhere these hooks compile to nothing.
 // The context-switch code of a Windows arch swaps the TEB fields with the
 // copy kept in the stack's header (see `arch::teb_fields_slot`).
+
+/// The panic of a coroutine creation that needs a shadow stack from a stack
+/// that has none (see [`Stack::shadow_stack`]).
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn no_shadow_stack() -> ! {
+    panic!(
+        "this thread runs with a hardware shadow stack, and the coroutine's stack provides none \
+         (Stack::shadow_stack): use DefaultStack or StackPool stacks, or implement it"
+    )
+}
 
 /// Records the stack's OS view in its header before a coroutine starts on it.
 ///

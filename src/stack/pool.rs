@@ -272,6 +272,11 @@ unsafe impl Stack for PooledStack {
         self.stack.limit()
     }
 
+    #[inline]
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        self.stack.shadow_stack()
+    }
+
     #[cfg(windows)]
     #[inline]
     fn teb_fields(&self) -> super::StackTebFields {

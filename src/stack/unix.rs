@@ -7,7 +7,9 @@ use std::io;
 use super::valgrind;
 use super::{Stack, StackPointer, MIN_STACK_SIZE};
 
+mod shadow;
 mod slab;
+use shadow::ShadowStack;
 pub(crate) use slab::{guards_are_lightweight, SlabStack as PoolStack, StackSource};
 
 /// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
@@ -27,6 +29,8 @@ pub struct DefaultStack {
     overflow_registration: crate::overflow::Registration,
     /// The id Valgrind gave the stack (0 when not running under Valgrind).
     valgrind_id: usize,
+    /// Its control stack, where the switch follows one (empty elsewhere).
+    shadow: ShadowStack,
 }
 
 // SAFETY: the stack is plain memory that this value owns exclusively.
@@ -93,6 +97,7 @@ impl DefaultStack {
             mmap_len,
             overflow_registration: crate::overflow::Registration::none(),
             valgrind_id: valgrind::register_stack(mapping as usize, mapping as usize + mmap_len),
+            shadow: ShadowStack::new(),
         };
         // SAFETY: the guard page is the first page of our own mapping.
         if unsafe { libc::mprotect(mapping, page, libc::PROT_NONE) } != 0 {
@@ -278,5 +283,10 @@ unsafe impl Stack for DefaultStack {
     fn limit(&self) -> StackPointer {
         // SAFETY: inside a mapping, so not zero.
         unsafe { StackPointer::new_unchecked(self.base.get() - self.mmap_len) }
+    }
+
+    #[inline]
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        self.shadow.prepare(self.mmap_len)
     }
 }

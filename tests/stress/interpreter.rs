@@ -329,6 +329,10 @@ unsafe impl Stack for PooledStack {
         self.limit
     }
 
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        POOL.with(|pool| pool.borrow_mut().stacks[self.index].shadow_stack())
+    }
+
     #[cfg(windows)]
     fn teb_fields(&self) -> stackswitch::stack::StackTebFields {
         POOL.with(|pool| pool.borrow().stacks[self.index].teb_fields())

@@ -28,7 +28,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use std::io;
 use std::rc::Rc;
 
-use super::{page_size, used_bytes};
+use super::{page_size, used_bytes, ShadowStack};
 use crate::stack::valgrind;
 use crate::stack::{Stack, StackPointer, MIN_STACK_SIZE};
 
@@ -59,6 +59,9 @@ pub(crate) struct SlabStack {
     /// The id Valgrind gave the stack (0 when not running under Valgrind),
     /// so that it sees switches to it as stack switches.
     valgrind_id: usize,
+    /// Its control stack, where the switch follows one (empty elsewhere):
+    /// it stays with the stack while the pool keeps it.
+    shadow: ShadowStack,
     _slab: Rc<Slab>,
 }
 
@@ -90,6 +93,11 @@ unsafe impl Stack for SlabStack {
     fn limit(&self) -> StackPointer {
         // SAFETY: inside a mapping, so not zero.
         unsafe { StackPointer::new_unchecked(self.base.get() - self.usable - page_size()) }
+    }
+
+    #[inline]
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        self.shadow.prepare(self.usable)
     }
 }
 
@@ -139,6 +147,7 @@ impl StackSource {
             base: unsafe { StackPointer::new_unchecked(slot + self.slot_len) },
             usable: self.usable,
             valgrind_id: valgrind::register_stack(slot, slot + self.slot_len),
+            shadow: ShadowStack::new(),
             _slab: Rc::clone(&slab),
         };
         self.current = Some((slab, index + 1));
