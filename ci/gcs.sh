@@ -12,12 +12,9 @@
 # - a negative control: the same crate with the switch's GCS instructions
 #   replaced by NOPs must die of SIGSEGV at the first switch.
 #
-# Needs a qemu with GCS (10.1 and later; Debian bookworm's 7.2 and
-# bookworm-backports' 10.0 have none) and a glibc with GCS support and a
-# GCS-aware libgcc_s (unwinding pops the control stack). Both come from
-# Debian sid, extracted (never installed) into $STACKSWITCH_CI_DIR/gcs with a
-# private apt state, and are checked with a probe before use; the script is
-# idempotent.
+# Needs a qemu with GCS and a glibc and libgcc_s that know it, from Debian
+# sid: `ci/setup.sh gcs` extracts them (never installs them) and checks them
+# with a probe.
 #
 # Usage: ci/gcs.sh            (from anywhere; about 3 min on 2 shared cores
 #                              with crates downloaded, half of it building)
@@ -25,114 +22,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
+# Installs the qemu and the sysroot below (ci/setup.sh, group gcs).
+ci/setup.sh gcs
 STACKSWITCH_CI_DIR="${STACKSWITCH_CI_DIR:-$HOME/.cache/stackswitch-ci}"
 gcs_dir=$STACKSWITCH_CI_DIR/gcs
 qemu=$gcs_dir/qemu/usr/bin/qemu-aarch64
 sysroot=$gcs_dir/sysroot/usr/aarch64-linux-gnu
 a64=aarch64-unknown-linux-gnu
-
-apt_install() {
-    local missing=() p
-    for p in "$@"; do
-        [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] || missing+=("$p")
-    done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    apt-get -o DPkg::Lock::Timeout=600 update -q
-    apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
-}
-apt_install binutils-aarch64-linux-gnu gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-rustup +nightly target list --installed | grep -qx $a64 || rustup +nightly target add $a64
-
-# --- the probe: GCS on by hand (prctl), then checked with chkfeat ---------
-mkdir -p "$gcs_dir"
-probe=$gcs_dir/probe
-if [ ! -x "$probe" ]; then
-    cat >"$gcs_dir/probe.c" <<'EOF'
-/* Exits 0 if GCS can be enabled and then works (a call and return). The
-   prctl is a raw system call: a libc wrapper would return through a
-   control stack that has no entry for it. */
-#include <unistd.h>
-static long gcs_enable(void) {
-    register long x8 __asm__("x8") = 167; /* prctl */
-    register long x0 __asm__("x0") = 75;  /* PR_SET_SHADOW_STACK_STATUS */
-    register long x1 __asm__("x1") = 1;   /* PR_SHADOW_STACK_ENABLE */
-    register long x2 __asm__("x2") = 0, x3 __asm__("x3") = 0, x4 __asm__("x4") = 0;
-    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
-    return x0;
-}
-__attribute__((noinline)) static int on(void) {
-    register unsigned long x16 __asm__("x16") = 1;
-    __asm__ volatile("hint #40" : "+r"(x16)); /* chkfeat x16 */
-    return x16 == 0;
-}
-int main(void) {
-    if (gcs_enable() != 0) _exit(2);
-    _exit(on() ? 0 : 3); /* never return: main's caller is not on the GCS */
-}
-EOF
-    aarch64-linux-gnu-gcc -O1 -static "$gcs_dir/probe.c" -o "$probe"
-fi
-
-# The probe also runs dynamically linked against the sysroot, with GCS
-# enabled by glibc from the tunable: that checks the sysroot.
-dyn_probe=$gcs_dir/dyn-probe
-if [ ! -x "$dyn_probe" ]; then
-    printf '%s\n' \
-        'int main(void) {' \
-        '    register unsigned long x16 __asm__("x16") = 1;' \
-        '    __asm__ volatile("hint #40" : "+r"(x16));' \
-        '    return x16 == 0 ? 0 : 3;' \
-        '}' >"$gcs_dir/dyn-probe.c"
-    aarch64-linux-gnu-gcc -O1 "$gcs_dir/dyn-probe.c" -o "$dyn_probe"
-fi
-
-qemu_works() { [ -x "$qemu" ] && "$qemu" -cpu max "$probe"; }
-sysroot_works() {
-    "$qemu" -cpu max -L "$sysroot" -E LD_LIBRARY_PATH="$sysroot/lib" \
-        -E GLIBC_TUNABLES=glibc.cpu.aarch64_gcs=3 "$dyn_probe"
-}
-
-# Downloads Debian sid packages into $1 (extracted), with a private apt state.
-fetch_sid() {
-    local into=$1
-    shift
-    local apt=$gcs_dir/apt
-    rm -rf "$apt" "$into"
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$into"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main" \
-        >"$apt/sources.list"
-    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache"
-        -o Dir::State::status=/dev/null -o APT::Architecture=amd64
-        -o Acquire::Languages=none -o APT::Sandbox::User=root)
-    apt-get "${opts[@]}" update -q >/dev/null
-    (cd "$apt/debs" && apt-get "${opts[@]}" download "$@" >/dev/null)
-    local deb
-    for deb in "$apt"/debs/*.deb; do dpkg-deb -x "$deb" "$into"; done
-    rm -rf "$apt"
-}
-
-step "qemu-aarch64 with GCS"
-if ! qemu_works 2>/dev/null; then
-    echo "    fetching Debian sid's qemu-user"
-    fetch_sid "$gcs_dir/qemu" qemu-user
-    if ! qemu_works; then
-        echo "FAILED: $("$qemu" --version | head -n 1) cannot enable GCS (the probe exits $?)"
-        exit 1
-    fi
-fi
-echo "    $("$qemu" --version | head -n 1): GCS enabled by the probe"
-
-step "sysroot: glibc with GCS, GCS-aware libgcc_s"
-if ! sysroot_works 2>/dev/null; then
-    echo "    fetching Debian sid's libc6-arm64-cross and libgcc-s1-arm64-cross"
-    fetch_sid "$gcs_dir/sysroot" libc6-arm64-cross libgcc-s1-arm64-cross
-    if ! sysroot_works; then
-        echo "FAILED: the glibc in $sysroot does not enable GCS under glibc.cpu.aarch64_gcs=3"
-        exit 1
-    fi
-fi
-echo "    $(ls "$sysroot"/lib/libc.so.* "$sysroot"/lib/libgcc_s.so.* | xargs -n1 basename | tr '\n' ' ')"
 
 target_dir=$(realpath -m "${CARGO_TARGET_DIR:-target}")
 status=0

@@ -5,7 +5,8 @@
 #   ci/setup.sh <group>...
 #
 # Groups: host (nightly, rust-src), cfi (control-flow protection), valgrind,
-# gdb, fuzz, linux-cross, loongarch, wine, build-only; `all` is every one.
+# gdb, fuzz, linux-cross, loongarch, wine, build-only, gcs; `all` is every
+# one.
 # This is the only script that installs anything: the others call it with
 # the groups they need. The cross targets come from ci/targets.
 #
@@ -369,8 +370,120 @@ group_build_only() {
     rustup_targets stable "${targets[@]}"
 }
 
+# -------------------------------------------------------------------- gcs --
+# AArch64 GCS (ci/gcs.sh): a qemu with GCS (10.1 and later; bookworm's 7.2
+# and bookworm-backports' 10.0 have none) and a glibc with GCS support and a
+# GCS-aware libgcc_s (unwinding pops the control stack). Both come from
+# Debian sid, extracted (never installed) into $CI_DIR/gcs with a private
+# apt state, and are checked with a probe before use.
+
+# The URI of the Debian archive in this system's apt sources.
+debian_archive() {
+    local uri
+    uri=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+    [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $2 ~ /debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$uri" ] || die "no Debian archive in this system's apt sources"
+    echo "$uri"
+}
+
+GCS_DIR=$CI_DIR/gcs
+GCS_QEMU=$GCS_DIR/qemu/usr/bin/qemu-aarch64
+GCS_SYSROOT=$GCS_DIR/sysroot/usr/aarch64-linux-gnu
+
+# Builds the probes: a static one that turns GCS on by hand and checks it
+# with chkfeat (it checks qemu), and a dynamic one that only checks, run
+# with glibc turning GCS on from the tunable (it checks the sysroot).
+gcs_probes() {
+    mkdir -p "$GCS_DIR"
+    [ -x "$GCS_DIR/probe" ] && [ -x "$GCS_DIR/dyn-probe" ] && return 0
+    cat >"$GCS_DIR/probe.c" <<'EOF'
+/* Exits 0 if GCS can be enabled and then works (a call and return). The
+   prctl is a raw system call: a libc wrapper would return through a
+   control stack that has no entry for it. */
+#include <unistd.h>
+static long gcs_enable(void) {
+    register long x8 __asm__("x8") = 167; /* prctl */
+    register long x0 __asm__("x0") = 75;  /* PR_SET_SHADOW_STACK_STATUS */
+    register long x1 __asm__("x1") = 1;   /* PR_SHADOW_STACK_ENABLE */
+    register long x2 __asm__("x2") = 0, x3 __asm__("x3") = 0, x4 __asm__("x4") = 0;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+    return x0;
+}
+__attribute__((noinline)) static int on(void) {
+    register unsigned long x16 __asm__("x16") = 1;
+    __asm__ volatile("hint #40" : "+r"(x16)); /* chkfeat x16 */
+    return x16 == 0;
+}
+int main(void) {
+    if (gcs_enable() != 0) _exit(2);
+    _exit(on() ? 0 : 3); /* never return: main's caller is not on the GCS */
+}
+EOF
+    run aarch64-linux-gnu-gcc -O1 -static "$GCS_DIR/probe.c" -o "$GCS_DIR/probe"
+    cat >"$GCS_DIR/dyn-probe.c" <<'EOF'
+int main(void) {
+    register unsigned long x16 __asm__("x16") = 1;
+    __asm__ volatile("hint #40" : "+r"(x16)); /* chkfeat x16 */
+    return x16 == 0 ? 0 : 3;
+}
+EOF
+    run aarch64-linux-gnu-gcc -O1 "$GCS_DIR/dyn-probe.c" -o "$GCS_DIR/dyn-probe"
+}
+
+gcs_qemu_works() { [ -x "$GCS_QEMU" ] && "$GCS_QEMU" -cpu max "$GCS_DIR/probe"; }
+gcs_sysroot_works() {
+    "$GCS_QEMU" -cpu max -L "$GCS_SYSROOT" -E LD_LIBRARY_PATH="$GCS_SYSROOT/lib" \
+        -E GLIBC_TUNABLES=glibc.cpu.aarch64_gcs=3 "$GCS_DIR/dyn-probe"
+}
+
+# fetch_sid DIR PACKAGE...: Debian sid's packages, extracted into DIR, with a
+# private apt state.
+fetch_sid() {
+    local into=$1
+    shift
+    local apt=$GCS_DIR/apt
+    rm -rf "$apt" "$into"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$into"
+    # The suite sid of the Debian archive this system's apt already uses.
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_archive) sid main" \
+        >"$apt/sources.list"
+    local opts=(-o Dir::Etc::SourceList="$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache"
+        -o Dir::State::status=/dev/null -o APT::Architecture=amd64
+        -o Acquire::Languages=none -o APT::Sandbox::User=root)
+    run apt-get "${opts[@]}" update -q >/dev/null
+    (cd "$apt/debs" && run apt-get "${opts[@]}" download "$@" >/dev/null)
+    local deb
+    for deb in "$apt"/debs/*.deb; do dpkg-deb -x "$deb" "$into"; done
+    rm -rf "$apt"
+}
+
+group_gcs() {
+    need_root
+    need_nightly
+    apt_install binutils-aarch64-linux-gnu gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+    rustup_targets nightly aarch64-unknown-linux-gnu
+    gcs_probes
+    if gcs_qemu_works 2>/dev/null; then
+        log "qemu with GCS already in $GCS_DIR/qemu"
+    else
+        log "fetching Debian sid's qemu-user"
+        fetch_sid "$GCS_DIR/qemu" qemu-user
+        gcs_qemu_works || die "$("$GCS_QEMU" --version | head -n 1) cannot enable GCS (the probe failed)"
+    fi
+    log "$("$GCS_QEMU" --version | head -n 1): GCS enabled by the probe"
+    if gcs_sysroot_works 2>/dev/null; then
+        log "sysroot with GCS already in $GCS_DIR/sysroot"
+    else
+        log "fetching Debian sid's libc6-arm64-cross and libgcc-s1-arm64-cross"
+        fetch_sid "$GCS_DIR/sysroot" libc6-arm64-cross libgcc-s1-arm64-cross
+        gcs_sysroot_works || die "the glibc in $GCS_SYSROOT does not enable GCS under glibc.cpu.aarch64_gcs=3"
+    fi
+    log "$(ls "$GCS_SYSROOT"/lib/libc.so.* "$GCS_SYSROOT"/lib/libgcc_s.so.* | xargs -n1 basename | tr '\n' ' ')"
+}
+
 # ------------------------------------------------------------------- main --
-all_groups=(host cfi valgrind gdb fuzz linux-cross loongarch wine build-only)
+all_groups=(host cfi valgrind gdb fuzz linux-cross loongarch wine build-only gcs)
 [ $# -gt 0 ] || die "usage: $0 <${all_groups[*]}|all>..."
 command -v rustup >/dev/null || die "rustup not found"
 mkdir -p "$CI_DIR"
@@ -394,6 +507,7 @@ for g in "${groups[@]}"; do
         loongarch)   group_loongarch ;;
         wine)        group_wine ;;
         build-only)  group_build_only ;;
+        gcs)         group_gcs ;;
         *) die "unknown group: $g" ;;
     esac
 done

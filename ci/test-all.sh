@@ -41,6 +41,8 @@ if wants host; then
     # Landing pads under x86 IBT and AArch64 BTI/pac-ret (nightly; about 7
     # minutes from cold, mostly an AArch64 -Zbuild-std).
     run_checked "control-flow protection" ci/cfi-protect.sh || fail
+    # AArch64 shadow stacks (GCS) under a qemu that has them.
+    run_checked "shadow stacks (AArch64 GCS)" ci/gcs.sh || fail
     run_checked "stack pool guard pages, both kinds" ci/stack-pool.sh || fail
     run_checked "two versions in one binary" ci/two-versions.sh || fail
     # The example gallery (outputs compared) and warning-free API docs.
