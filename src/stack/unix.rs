@@ -279,4 +279,10 @@ unsafe impl Stack for DefaultStack {
         // SAFETY: inside a mapping, so not zero.
         unsafe { StackPointer::new_unchecked(self.base.get() - self.mmap_len) }
     }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        // SAFETY: above the guard page, inside the mapping: not zero.
+        unsafe { StackPointer::new_unchecked(self.base.get() - self.mmap_len + page_size()) }
+    }
 }

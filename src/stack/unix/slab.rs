@@ -91,6 +91,12 @@ unsafe impl Stack for SlabStack {
         // SAFETY: inside a mapping, so not zero.
         unsafe { StackPointer::new_unchecked(self.base.get() - self.usable - page_size()) }
     }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        // SAFETY: just above the guard page, inside a mapping: not zero.
+        unsafe { StackPointer::new_unchecked(self.base.get() - self.usable) }
+    }
 }
 
 /// Hands out stacks of one size, carving a new slab when the current one is
