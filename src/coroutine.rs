@@ -216,13 +216,14 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     ///
     /// # Panics
     ///
-    /// If the closure does not fit: it is moved to the top of the stack,
-    /// and the usable part of the stack (down to
-    /// [`usable_limit`](crate::stack::Stack::usable_limit)) must hold,
-    /// below it, another copy of it (it is moved into the frame that calls
-    /// it) and [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)` / 2` bytes
-    /// more. A closure whose size, twice over, leaves that much of
-    /// `MIN_STACK_SIZE` fits on every stack.
+    /// If the closure does not fit. It is moved to the top of the stack;
+    /// a small one (twice its size, plus the stack's small header, at most
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)` / 4`) fits on every
+    /// stack. A larger one fits if the usable part of the stack (down to
+    /// [`usable_limit`](crate::stack::Stack::usable_limit), guard pages
+    /// excluded) holds, below it, another copy of it (it is moved into the
+    /// frame that calls it) and `MIN_STACK_SIZE` bytes more: the room a
+    /// small closure has on the smallest stack.
     ///
     /// ```should_panic
     /// use stackswitch::stack::DefaultStack;
@@ -850,19 +851,24 @@ fn closure_addr<T>(base: StackPointer) -> usize {
     top.wrapping_sub(mem::size_of::<T>()) & !(align - 1)
 }
 
-/// The room a stack must keep for frames below a coroutine's closure (or a
-/// trap handler's) and the copy of it that is called: half of
-/// [`MIN_STACK_SIZE`](stack::MIN_STACK_SIZE), so that small closures fit on
-/// any stack (which has at least that much usable room).
-pub(crate) const ROOM_BELOW_CLOSURE: usize = stack::MIN_STACK_SIZE / 2;
+/// A closure (or trap handler closure) whose header, two copies and
+/// alignment take at most this much is small: every stack accepts it, as
+/// it leaves most of the `MIN_STACK_SIZE` that every stack has.
+const SMALL_CLOSURE: usize = stack::MIN_STACK_SIZE / 4;
+
+/// The room a stack must keep for frames below a large closure and the copy
+/// of it that is called: `MIN_STACK_SIZE`, as much as a small closure has
+/// on the smallest stack.
+pub(crate) const ROOM_BELOW_CLOSURE: usize = stack::MIN_STACK_SIZE;
 
 /// Moves `value` to the top of a stack ([`closure_addr`]) and returns its
 /// address.
 ///
 /// # Panics
-/// If that would leave less than room for a copy of the value (a closure is
-/// moved once more, into the frame that calls it) and
-/// [`ROOM_BELOW_CLOSURE`] bytes between the value and `usable_limit`.
+/// If the value is not small ([`SMALL_CLOSURE`]) and would leave less than
+/// room for a copy of it (a closure is moved once more, into the frame that
+/// calls it) and [`ROOM_BELOW_CLOSURE`] bytes between the value and
+/// `usable_limit`.
 ///
 /// # Safety
 /// Nothing may be running on the stack; `usable_limit` must be its
@@ -873,14 +879,12 @@ pub(crate) unsafe fn move_to_stack_top<T>(
     usable_limit: StackPointer,
     value: T,
 ) -> usize {
-    // Every stack has MIN_STACK_SIZE usable bytes: a value that leaves room
-    // enough there fits on every stack, with no test at run time.
+    // Known at compile time: no test at run time for the usual closure.
     let always_fits = arch::STACK_HEADER_SIZE
         + STATE_SIZE
         + 2 * mem::size_of::<T>()
         + mem::align_of::<T>().max(STACK_ALIGNMENT)
-        + ROOM_BELOW_CLOSURE
-        <= stack::MIN_STACK_SIZE;
+        <= SMALL_CLOSURE;
     let fits = always_fits || {
         let top = base.get() - arch::STACK_HEADER_SIZE - STATE_SIZE;
         let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
