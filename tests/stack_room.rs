@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use stackswitch::stack::{DefaultStack, Stack, StackPointer, StackPool, MIN_STACK_SIZE};
-use stackswitch::{Coroutine, Yielder};
+use stackswitch::{Coroutine, CoroutineResult, Yielder};
 
 /// Usable bytes of every stack tested (a multiple of any page size).
 const USABLE: usize = 64 * 1024;
@@ -42,12 +42,19 @@ fn attempt<S: Stack + 'static, const N: usize>(stack: S) -> bool {
     let data = black_box([7u8; N]);
     let created = catch_unwind(AssertUnwindSafe(|| {
         Coroutine::with_stack(stack, move |yielder: &Yielder<(), usize>, ()| {
-            yielder.suspend(black_box(&data)[N - 1] as usize + 1);
+            let value = black_box(&data)[N - 1] as usize + 1;
+            // Suspended, it is unwound when dropped, where that is possible.
+            if cfg!(feature = "unwind") {
+                yielder.suspend(value);
+            }
+            value
         })
     }));
     match created {
         Ok(mut coroutine) => {
-            assert_eq!(coroutine.resume(()).as_yield(), Some(8));
+            let (CoroutineResult::Yield(value) | CoroutineResult::Return(value)) =
+                coroutine.resume(());
+            assert_eq!(value, 8);
             drop(coroutine);
             true
         }
