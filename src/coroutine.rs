@@ -298,10 +298,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
-            let fiber = CoroutineFiber::new(stack.limit(), stack.base());
+            let fiber = CoroutineFiber::new(&stack);
             stack::attach_os_state(&stack);
             let usable_limit = stack.usable_limit();
-            unwind::prepare_unwinder_for(stack.base().get() - usable_limit.get());
             StackState::of(stack.base()).set_bounds(usable_limit.get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), usable_limit, func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
@@ -658,7 +657,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
-            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
+            sanitizer::release(&mut this.fiber, &stack);
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -695,7 +694,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
-            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
+            sanitizer::release(&mut self.fiber, &*self.stack);
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }

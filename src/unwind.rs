@@ -142,8 +142,10 @@ pub(crate) fn prepare_unwinder() {
 
 /// Stacks with fewer usable bytes than this get [`prepare_unwinder`] before
 /// code runs on them, so that the first panic of the process (whose
-/// symbol binding may save the whole extended register state) fits on them.
-/// Larger stacks have room for it and skip the call.
+/// symbol binding may save the whole extended register state) fits on them:
+/// when they are made (`DefaultStack`, a pool's stacks), which keeps it off
+/// the path of creating a coroutine, or by `on_stack` (any stack). Larger
+/// stacks have room for it and skip the call.
 pub(crate) const SMALL_STACK: usize = 64 * 1024;
 
 /// [`prepare_unwinder`] for a stack of `usable` bytes, if it is small.

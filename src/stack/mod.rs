@@ -29,6 +29,13 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// exception puts several CPU context records on the stack (Windows SEH),
 /// and under a sanitizer, whose instrumentation makes frames larger.
 ///
+/// A panic raised by code on such a stack needs more the first time in a
+/// process (the unwinder's symbols are bound then, which can save the whole
+/// extended register state on the stack): [`DefaultStack`] and
+/// [`StackPool`] make that happen on the caller's stack when they make a
+/// small stack, and [`on_stack`](crate::on_stack) before it runs on one. A
+/// small stack of another kind should be made after a first panic.
+///
 /// ```
 /// use stackswitch::stack::{DefaultStack, MIN_STACK_SIZE};
 /// use stackswitch::Coroutine;

@@ -124,6 +124,9 @@ impl StackSource {
             .ok_or_else(too_big)?;
         let slot_len = usable.checked_add(page).ok_or_else(too_big)?;
         let stacks_per_slab = stacks_per_slab.max(1);
+        if usable < crate::unwind::SMALL_STACK {
+            crate::unwind::prepare_unwinder();
+        }
         slot_len.checked_mul(stacks_per_slab).ok_or_else(too_big)?;
         Ok(StackSource {
             usable,
