@@ -176,6 +176,20 @@ fn run_block(steps: &[Step], acc: &mut u64, yielder: Option<&Yielder<u64, u64>>,
                 let input = yielder.suspend(mix(*acc, *value));
                 *acc = mix(*acc, input);
             }
+            Step::StubbornSuspend(value) => {
+                let yielder = yielder.expect("StubbornSuspend outside a coroutine");
+                let sent = mix(*acc, *value);
+                match catch_unwind(AssertUnwindSafe(|| yielder.suspend(sent))) {
+                    Ok(input) => *acc = mix(*acc, input),
+                    Err(_forced_unwind) => {
+                        record(Event::CaughtForcedUnwind);
+                        // Wrong on purpose: suspends instead of unwinding.
+                        // This suspend raises the forced unwind again.
+                        yielder.suspend(0);
+                        unreachable!("a coroutine being unwound was resumed normally");
+                    }
+                }
+            }
             Step::OnParentStack(block) => {
                 let yielder = yielder.expect("OnParentStack outside a coroutine");
                 let block = block.clone();
@@ -293,6 +307,7 @@ struct PooledStack {
     index: usize,
     base: StackPointer,
     limit: StackPointer,
+    usable_limit: StackPointer,
 }
 
 impl PooledStack {
@@ -305,6 +320,7 @@ impl PooledStack {
                 index,
                 base: stack.base(),
                 limit: stack.limit(),
+                usable_limit: stack.usable_limit(),
             }
         })
     }
@@ -327,6 +343,10 @@ unsafe impl Stack for PooledStack {
 
     fn limit(&self) -> StackPointer {
         self.limit
+    }
+
+    fn usable_limit(&self) -> StackPointer {
+        self.usable_limit
     }
 
     #[cfg(windows)]

@@ -161,7 +161,9 @@ impl<'p> Model<'p> {
                     }
                     Ok(())
                 }
-                Step::Suspend(value) => return Flow::Suspended(mix(*acc, *value)),
+                Step::Suspend(value) | Step::StubbornSuspend(value) => {
+                    return Flow::Suspended(mix(*acc, *value))
+                }
                 Step::OnParentStack(block) => {
                     let mut inner = vec![Frame::new(block, false)];
                     let mut inner_acc = *acc;
@@ -242,6 +244,12 @@ impl<'p> Model<'p> {
                 mut frames,
                 mut acc,
             } => {
+                // Suspended in a `StubbornSuspend`: it catches the forced
+                // unwind and suspends again, which raises it again.
+                let innermost = frames.last().unwrap();
+                if let Some(Step::StubbornSuspend(_)) = innermost.steps.get(innermost.next - 1) {
+                    self.trace.push(Event::CaughtForcedUnwind);
+                }
                 let escaped = self.unwind_frames(&mut frames, &mut acc, Unwinding::Forced);
                 assert!(escaped.is_some(), "a forced unwind cannot be stopped");
             }
