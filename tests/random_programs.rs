@@ -123,7 +123,7 @@ fn fixed_programs_match_the_model() {
                     Step::Guard(1),
                     leaf(2, 3, None),
                     resume(0),
-                    Step::Catch(vec![Step::Guard(3), Step::StubbornSuspend(4)]),
+                    Step::Catch(vec![Step::Guard(3), Step::StubbornSuspend(4, 7)]),
                 ]),
                 resume(0),
                 Step::ForceUnwind { child: 0 },

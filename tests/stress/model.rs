@@ -161,7 +161,7 @@ impl<'p> Model<'p> {
                     }
                     Ok(())
                 }
-                Step::Suspend(value) | Step::StubbornSuspend(value) => {
+                Step::Suspend(value) | Step::StubbornSuspend(value, _) => {
                     return Flow::Suspended(mix(*acc, *value))
                 }
                 Step::OnParentStack(block) => {
@@ -245,10 +245,14 @@ impl<'p> Model<'p> {
                 mut acc,
             } => {
                 // Suspended in a `StubbornSuspend`: it catches the forced
-                // unwind and suspends again, which raises it again.
+                // unwind and suspends again, yielding a guard that
+                // `force_unwind` drops; that suspend raises it again.
                 let innermost = frames.last().unwrap();
-                if let Some(Step::StubbornSuspend(_)) = innermost.steps.get(innermost.next - 1) {
+                if let Some(Step::StubbornSuspend(_, guard)) =
+                    innermost.steps.get(innermost.next - 1)
+                {
                     self.trace.push(Event::CaughtForcedUnwind);
+                    self.trace.push(Event::Dropped(*guard));
                 }
                 let escaped = self.unwind_frames(&mut frames, &mut acc, Unwinding::Forced);
                 assert!(escaped.is_some(), "a forced unwind cannot be stopped");
