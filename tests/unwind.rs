@@ -353,6 +353,49 @@ mod with_unwind {
     }
 
     #[test]
+    fn a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort() {
+        // The destructor runs during the unwind; its suspend raises the
+        // forced unwind again, out of a destructor running during cleanup,
+        // which Rust turns into an abort. Never a stack freed under frames.
+        const CHILD: &str = "STACKSWITCH_SUSPENDING_DROP_CHILD";
+        struct SuspendOnDrop<'y>(&'y Yielder<(), u32>);
+        impl Drop for SuspendOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.suspend(2);
+            }
+        }
+        if std::env::var_os(CHILD).is_some() {
+            let mut stack = DefaultStack::new(64 * 1024).unwrap();
+            let coroutine =
+                stackswitch::ScopedCoroutine::with_stack(&mut stack, |y: &Yielder<(), u32>, ()| {
+                    let _suspends = SuspendOnDrop(y);
+                    y.suspend(1);
+                });
+            coroutine.scope(|mut coroutine| {
+                assert_eq!(coroutine.resume(()).as_yield(), Some(1));
+            });
+            unreachable!("the coroutine cannot be unwound");
+        }
+        let output = super::common::this_test_binary()
+            .args([
+                "--exact",
+                "with_unwind::a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{stderr}");
+        }
+        assert!(!output.status.success(), "{stderr}");
+        assert!(!stderr.contains("unreachable"), "{stderr}");
+    }
+
+    #[test]
     fn smallest_stack_suspends_and_unwinds_safely() {
         // The first unwind of a process may resolve the unwinder's lazily
         // bound symbols, which can save the whole extended register state on
