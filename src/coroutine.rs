@@ -37,6 +37,10 @@ const END_PANICKED: usize = 2;
 const END_UNWOUND: usize = 3;
 const LAST_END: usize = END_UNWOUND;
 
+/// The bit of `Coroutine::fresh_context` that says the closure needs
+/// dropping (and the stack's state holds the function that does it).
+const CLOSURE_NEEDS_DROP: usize = 1;
+
 /// What a coroutine produced when it was last resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CoroutineResult<Yield, Return> {
@@ -148,12 +152,10 @@ macro_rules! coroutine_struct {
             stack: ManuallyDrop<Stack>,
             /// Saved context while suspended, else `DONE` or `RUNNING`.
             context: usize,
-            /// The context before the first resume, to answer `started`.
+            /// The context before the first resume, to answer `started`,
+            /// with `CLOSURE_NEEDS_DROP` set if its closure has something
+            /// to drop (contexts are even: the bit is free).
             fresh_context: usize,
-            /// Drops the closure of a coroutine that never started, in
-            /// place on its stack (whose base it is given), running on the
-            /// caller's stack.
-            drop_closure: unsafe fn(StackPointer),
             /// What sanitizers know about the coroutine (nothing without
             /// the `sanitizer` feature).
             fiber: CoroutineFiber,
@@ -301,7 +303,13 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             let fiber = CoroutineFiber::new(&stack);
             stack::attach_os_state(&stack);
             let usable_limit = stack.usable_limit();
-            StackState::of(stack.base()).set_bounds(usable_limit.get(), stack.base().get());
+            let state = StackState::of(stack.base());
+            state.set_bounds(usable_limit.get(), stack.base().get());
+            // A closure with nothing to drop costs nothing here.
+            if mem::needs_drop::<F>() {
+                let drop_closure: DropClosureFn = drop_closure_in_place::<F>;
+                state.drop_closure.set(drop_closure as usize);
+            }
             let data = move_to_stack_top(stack.base(), usable_limit, func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
@@ -309,8 +317,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                 fiber,
                 stack: ManuallyDrop::new(stack),
                 context,
-                fresh_context: context,
-                drop_closure: drop_closure_in_place::<F>,
+                fresh_context: context | (mem::needs_drop::<F>() as usize * CLOSURE_NEEDS_DROP),
                 marker: PhantomData,
             }
         }
@@ -463,7 +470,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// assert!(coroutine.started() && coroutine.done());
     /// ```
     pub fn started(&self) -> bool {
-        self.context != self.fresh_context
+        self.context != self.fresh_context & !CLOSURE_NEEDS_DROP
     }
 
     /// Whether the coroutine has completed: it returned, panicked, was
@@ -594,10 +601,19 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         }
         if !self.started() {
             self.context = DONE;
-            // SAFETY: the coroutine never ran, so its closure is still in
-            // place at the top of its stack, and now that it is marked done
-            // nothing else will take or drop it.
-            unsafe { (self.drop_closure)(self.stack.base()) };
+            if self.fresh_context & CLOSURE_NEEDS_DROP != 0 {
+                // SAFETY: the coroutine never ran, so its closure is still
+                // in place at the top of its stack, and its state holds the
+                // function that drops it (a `DropClosureFn`, written at
+                // creation, as the bit says); now that it is marked done
+                // nothing else will take or drop the closure.
+                unsafe {
+                    let base = self.stack.base();
+                    let drop_closure: DropClosureFn =
+                        mem::transmute(StackState::of(base).drop_closure.get());
+                    drop_closure(base);
+                }
+            }
             return;
         }
         unwind::require_unwind_support();
@@ -755,7 +771,15 @@ struct StackState {
     /// value and taken by the coroutine before any of its code runs. So the
     /// request costs a creation nothing, and a resume just the test.
     top: Cell<usize>,
+    /// Until the coroutine starts, if its closure needs dropping: a
+    /// `DropClosureFn` that drops it in place (kept here rather than in the
+    /// `Coroutine`, which stays small and cheap to move). Unused otherwise.
+    drop_closure: Cell<usize>,
 }
+
+/// Drops the closure of a coroutine that never started, in place on its
+/// stack (whose base it is given), running on the caller's stack.
+type DropClosureFn = unsafe fn(StackPointer);
 
 /// The bit of `StackState::top` that asks the coroutine to unwind.
 const UNWIND_REQUEST: usize = 1;
