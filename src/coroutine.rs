@@ -25,9 +25,6 @@ use crate::unwind::{self, root_fn, CaughtPanic, EntryFn, StackCallFn};
 /// context is a stack address, which is never this small.
 const DONE: usize = 0;
 const RUNNING: usize = 1;
-/// Unwinding was attempted and the coroutine suspended again: live frames
-/// remain on its stack, so the stack may never be freed or reused.
-const ABANDONED: usize = 2;
 
 /// How a coroutine's function ended, as its exit tells the parent in place
 /// of a context (`arch::exit`'s `end`). Small numbers, so that no context (a
@@ -35,10 +32,14 @@ const ABANDONED: usize = 2;
 /// leaves the coroutine in.
 const END_RETURNED: usize = DONE;
 /// It panicked: the word carries the `CaughtPanic`.
-const END_PANICKED: usize = 3;
-/// It was unwound on request (or dropped before it ever ran).
-const END_UNWOUND: usize = 4;
+const END_PANICKED: usize = 2;
+/// It was unwound on request.
+const END_UNWOUND: usize = 3;
 const LAST_END: usize = END_UNWOUND;
+
+/// The bit of `Coroutine::fresh_context` that says the closure needs
+/// dropping (and the stack's state holds the function that does it).
+const CLOSURE_NEEDS_DROP: usize = 1;
 
 /// What a coroutine produced when it was last resumed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,7 +82,7 @@ impl<Yield, Return> CoroutineResult<Yield, Return> {
 enum Exit<Return> {
     Returned(Return),
     Panicked(CaughtPanic),
-    /// Unwound on request (or dropped before it ever ran).
+    /// Unwound on request.
     Unwound,
 }
 
@@ -130,8 +131,16 @@ macro_rules! coroutine_struct {
         ///
         /// Dropping a suspended coroutine unwinds its stack (see
         /// [`force_unwind`](Self::force_unwind)), so every value on it is
-        /// dropped. Without the `unwind` feature this is impossible and the
-        /// process aborts with a message instead.
+        /// dropped before the stack is freed or given back. Where that is
+        /// impossible (without the `unwind` feature, or with
+        /// `panic = "abort"`), dropping a started, suspended coroutine
+        /// aborts the process with a message: its stack is never freed
+        /// under its frames. An unstarted one just drops its closure.
+        ///
+        /// A coroutine dropped while it runs (only possible from outside
+        /// the type system: the thread-local destructors that
+        /// `std::process::exit` runs, or raw pointers) is left alone: nothing
+        /// is unwound and its stack is leaked, since code is running on it.
         ///
         /// # `Send`
         ///
@@ -141,10 +150,11 @@ macro_rules! coroutine_struct {
         pub struct Coroutine<Input, Yield, Return, Stack: stack::Stack $(= $default)?> {
             /// Owned stack; not dropped while frames may be live on it.
             stack: ManuallyDrop<Stack>,
-            /// Saved context while suspended, else `DONE`, `RUNNING` or
-            /// `ABANDONED`.
+            /// Saved context while suspended, else `DONE` or `RUNNING`.
             context: usize,
-            /// The context before the first resume, to answer `started`.
+            /// The context before the first resume, to answer `started`,
+            /// with `CLOSURE_NEEDS_DROP` set if its closure has something
+            /// to drop (contexts are even: the bit is free).
             fresh_context: usize,
             /// What sanitizers know about the coroutine (nothing without
             /// the `sanitizer` feature).
@@ -205,6 +215,27 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// assert_eq!(coroutine.resume(21).as_return(), Some(42));
     /// let _stack_for_reuse = coroutine.into_stack();
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the closure does not fit. It is moved to the top of the stack;
+    /// a small one (twice its size, plus the stack's small header, at most
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)` / 4`) fits on every
+    /// stack. A larger one fits if the usable part of the stack (down to
+    /// [`usable_limit`](crate::stack::Stack::usable_limit), guard pages
+    /// excluded) holds, below it, another copy of it (it is moved into the
+    /// frame that calls it) and `MIN_STACK_SIZE` bytes more: the room a
+    /// small closure has on the smallest stack.
+    ///
+    /// ```should_panic
+    /// use stackswitch::stack::DefaultStack;
+    /// use stackswitch::{Coroutine, Yielder};
+    ///
+    /// let data = [0u8; 40 * 1024];
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// // Panics: 40 KiB twice over is more than the stack holds.
+    /// let _ = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| data.len());
+    /// ```
     pub fn with_stack<F>(stack: Stack, func: F) -> Self
     where
         F: FnOnce(&Yielder<Input, Yield>, Input) -> Return + 'static,
@@ -243,18 +274,19 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                 F: FnOnce(&Yielder<Input, Yield>, Input) -> Return,
             {
                 // SAFETY: `with_stack_unchecked` moved an F to `data`, and this
-                // is the only place that takes it; `link` is this stack's link,
-                // whose layout is a `Yielder`'s; unless the parent asks us to
-                // unwind, `arg` carries its `Input`, sent by this switch.
+                // is the only place that takes it (a coroutine dropped before
+                // it starts is never entered); `link` is this stack's link,
+                // whose layout is a `Yielder`'s; `arg` carries the parent's
+                // `Input`, sent by this switch.
                 unsafe {
                     sanitizer::coroutine_entered();
                     let yielder = &*(link as *const Yielder<Input, Yield>);
-                    if yielder.state().unwind_requested() {
-                        drop_unstarted::<F, Return>(data, link);
-                    }
-                    let func = ptr::read(data as *mut F);
                     let input = transfer::receive::<Input>(arg);
-                    let result = unwind::catch_at_root(|| Some(func(yielder, input)));
+                    // Taken where it is called, not before: each move of a
+                    // large closure would be a copy on this stack.
+                    let result = unwind::catch_at_root(|| {
+                        Some(ptr::read(data as *mut F)(yielder, input))
+                    });
                     exit_with(result, link)
                 }
             }
@@ -281,10 +313,17 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
-            let fiber = CoroutineFiber::new(stack.limit(), stack.base());
+            let fiber = CoroutineFiber::new(&stack);
             stack::attach_os_state(&stack);
-            StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
-            let data = move_to_stack_top(stack.base(), stack.limit(), func);
+            let usable_limit = stack.usable_limit();
+            let state = StackState::of(stack.base());
+            state.set_bounds(usable_limit.get(), stack.base().get());
+            // A closure with nothing to drop costs nothing here.
+            if mem::needs_drop::<F>() {
+                let drop_closure: DropClosureFn = drop_closure_in_place::<F>;
+                state.drop_closure.set(drop_closure as usize);
+            }
+            let data = move_to_stack_top(stack.base(), usable_limit, func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8);
             arch::set_shadow_stack(stack.base(), context, shadow);
@@ -293,7 +332,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                 fiber,
                 stack: ManuallyDrop::new(stack),
                 context,
-                fresh_context: context,
+                fresh_context: context | (mem::needs_drop::<F>() as usize * CLOSURE_NEEDS_DROP),
                 marker: PhantomData,
             }
         }
@@ -320,7 +359,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// ```
     #[inline]
     pub fn resume(&mut self, val: Input) -> CoroutineResult<Yield, Return> {
-        if self.context <= ABANDONED {
+        if self.context <= RUNNING {
             self.not_resumable();
         }
         let mut input = ManuallyDrop::new(val);
@@ -398,10 +437,14 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // SAFETY: forwarded from the caller: `context` is a saved context
         // of the coroutine on this stack.
         let sp = unsafe { StackPointer::new_unchecked(self.context) };
-        // Safe code cannot reach a running coroutine (`resume` holds `&mut
-        // self`), so the compiler may drop this store; it is defence against
-        // misuse through raw pointers, and free.
-        self.context = RUNNING;
+        // Safe code cannot reach a running coroutine through `self`, so
+        // the compiler would drop a plain store here (it is overwritten
+        // after the switch, and the asm is not given `self`). But the
+        // thread-local destructors run by `std::process::exit` inside the
+        // coroutine can drop it through the thread-local, and must see it
+        // running: a volatile store is kept, and costs one store.
+        // SAFETY: a valid, aligned place of ours.
+        unsafe { ptr::write_volatile(&mut self.context, RUNNING) };
         let guard = FinishOnUnwind(&mut self.context);
         // SAFETY: as above; the state is RUNNING for the duration, so no
         // other resume of it can start. The sanitizer hooks bracket the
@@ -421,11 +464,10 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     #[inline(never)]
     #[track_caller]
     fn not_resumable(&self) -> ! {
-        match self.context {
-            DONE => panic!("attempted to resume a coroutine that has already completed"),
-            RUNNING => panic!("attempted to resume a coroutine that is already running"),
-            _ => panic!("attempted to resume a coroutine that was abandoned after a failed unwind"),
+        if self.context == DONE {
+            panic!("attempted to resume a coroutine that has already completed")
         }
+        panic!("attempted to resume a coroutine that is already running")
     }
 
     /// Whether the coroutine has been resumed at least once (or completed).
@@ -443,14 +485,14 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// assert!(coroutine.started() && coroutine.done());
     /// ```
     pub fn started(&self) -> bool {
-        self.context != self.fresh_context
+        self.context != self.fresh_context & !CLOSURE_NEEDS_DROP
     }
 
     /// Whether the coroutine has completed: it returned, panicked, was
     /// unwound or reset, and cannot be resumed again. See
     /// [`started`](Self::started) for an example.
     pub fn done(&self) -> bool {
-        matches!(self.context, DONE | ABANDONED)
+        self.context == DONE
     }
 
     /// Marks the coroutine as completed without unwinding its stack: values
@@ -487,27 +529,37 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             self.context != RUNNING,
             "attempted to reset a running coroutine"
         );
-        if self.context != ABANDONED {
-            self.context = DONE;
-        }
+        self.context = DONE;
     }
 
     /// Unwinds a suspended coroutine: its pending [`Yielder::suspend`]
     /// raises a panic with a [`ForcedUnwind`](crate::ForcedUnwind) payload
     /// that runs every destructor on its stack, and the coroutine completes.
-    /// A coroutine that never started just drops its closure. Nothing
-    /// happens to a completed one.
+    /// A coroutine that never started just drops its closure (on the
+    /// caller's stack). Nothing happens to a completed one.
+    ///
+    /// If the coroutine suspends again before it completes (code in it
+    /// caught the `ForcedUnwind`, or a destructor suspends), the value it
+    /// yields is dropped here and the pending `suspend` raises the forced
+    /// unwind again, as many times as it takes: when this returns, nothing
+    /// is left on the coroutine's stack, so the stack can be freed or
+    /// reused (a borrowed one given back) with no frame alive on it.
     ///
     /// # Panics
     ///
-    /// - If a destructor panics while unwinding: that panic continues from
-    ///   here (the coroutine is then completed).
-    /// - If the coroutine catches the unwind and suspends again: its stack
-    ///   can then never be freed, and is leaked.
+    /// - If a destructor in the coroutine panics while unwinding, or code in
+    ///   it panics after catching the `ForcedUnwind`: that panic continues
+    ///   from here (the coroutine is then completed).
+    /// - If dropping a value the coroutine yields while being unwound
+    ///   panics: the coroutine is first unwound to the end, then that panic
+    ///   continues from here.
+    /// - If a closure of a coroutine that never started panics when
+    ///   dropped: that panic continues from here (the coroutine is
+    ///   completed).
     /// - If the coroutine is running.
-    ///
-    /// Without the `unwind` feature, unwinding a started coroutine is
-    /// impossible and aborts the process with a message.
+    /// - If the coroutine has started and is suspended, but this build
+    ///   cannot unwind it (without the `unwind` feature, or with
+    ///   `panic = "abort"`): the coroutine is left suspended.
     ///
     /// ```
     /// use std::rc::Rc;
@@ -527,42 +579,86 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// assert!(coroutine.done());
     /// # } else { unsafe { coroutine.force_reset() } }
     /// ```
+    ///
+    /// A coroutine that catches the forced unwind is unwound again:
+    ///
+    /// ```
+    /// # if cfg!(feature = "unwind") {
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    /// use stackswitch::Coroutine;
+    ///
+    /// let mut stubborn = Coroutine::<(), &str, ()>::new(|yielder, ()| {
+    ///     let _ = catch_unwind(AssertUnwindSafe(|| yielder.suspend("first")));
+    ///     // Caught the forced unwind: this suspend raises it again.
+    ///     yielder.suspend("second");
+    ///     unreachable!();
+    /// });
+    /// assert_eq!(stubborn.resume(()).as_yield(), Some("first"));
+    /// stubborn.force_unwind();
+    /// assert!(stubborn.done());
+    /// # }
+    /// ```
+    #[inline]
     pub fn force_unwind(&mut self) {
-        match self.context {
-            DONE | ABANDONED => return,
-            RUNNING => panic!("attempted to unwind a running coroutine"),
-            _ => {}
+        if self.context != DONE {
+            self.force_unwind_slow();
         }
-        if self.started() {
-            unwind::require_unwind_support();
-            unwind::prepare_unwinder();
+    }
+
+    /// [`force_unwind`](Self::force_unwind) of a coroutine that has not
+    /// completed.
+    #[cold]
+    #[inline(never)]
+    #[track_caller]
+    fn force_unwind_slow(&mut self) {
+        if self.context == RUNNING {
+            panic!("attempted to unwind a running coroutine");
         }
-        // SAFETY: suspended, checked above, so its stack state is set up;
-        // with the request the switch carries no value.
-        let switched = unwind::catch_forced_unwind(|| unsafe {
-            StackState::of(self.stack.base()).request_unwind();
-            self.switch(Word::uninit())
-        });
-        // SAFETY: what the coroutine sends is its values, now ours.
-        unsafe {
-            match switched {
-                // The unwind arrived here as a panic and was caught.
-                None => {}
-                Some((word, next)) if next <= LAST_END => match self.exit_of(next, word) {
-                    Exit::Returned(_) | Exit::Unwound => {}
-                    Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
-                },
-                Some((word, _)) => {
-                    drop(transfer::receive::<Yield>(word));
-                    self.context = ABANDONED;
-                    panic!(
-                        "a coroutine suspended while being unwound: code in it caught the \
-                         ForcedUnwind panic instead of re-raising it (see \
-                         stackswitch::is_forced_unwind); its stack is leaked"
-                    );
+        if !self.started() {
+            self.context = DONE;
+            if self.fresh_context & CLOSURE_NEEDS_DROP != 0 {
+                // SAFETY: the coroutine never ran, so its closure is still
+                // in place at the top of its stack, and its state holds the
+                // function that drops it (a `DropClosureFn`, written at
+                // creation, as the bit says); now that it is marked done
+                // nothing else will take or drop the closure.
+                unsafe {
+                    let base = self.stack.base();
+                    let drop_closure: DropClosureFn =
+                        mem::transmute(StackState::of(base).drop_closure.get());
+                    drop_closure(base);
+                }
+            }
+            return;
+        }
+        unwind::require_unwind_support();
+        unwind::prepare_unwinder();
+        let mut deferred = unwind::DeferredPanic::new();
+        loop {
+            // SAFETY: suspended (started, not done, not running), so its
+            // stack state is set up; with the request the switch carries no
+            // value.
+            let switched = unwind::catch_forced_unwind(|| unsafe {
+                StackState::of(self.stack.base()).request_unwind();
+                self.switch(Word::uninit())
+            });
+            // SAFETY: what the coroutine sends is its values, now ours.
+            unsafe {
+                match switched {
+                    // The unwind arrived here as a panic and was caught.
+                    None => break,
+                    Some((word, next)) if next <= LAST_END => match self.exit_of(next, word) {
+                        Exit::Returned(_) | Exit::Unwound => break,
+                        Exit::Panicked(panic) => unwind::rethrow(Err(panic)),
+                    },
+                    // It suspended again: drop what it yielded (a panic
+                    // there waits until the coroutine is unwound) and ask
+                    // again.
+                    Some((word, _)) => deferred.run(|| drop(transfer::receive::<Yield>(word))),
                 }
             }
         }
+        deferred.resume();
     }
 
     /// Takes the stack back from a completed coroutine, to reuse it.
@@ -592,7 +688,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
-            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
+            sanitizer::release(&mut this.fiber, &stack);
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -612,7 +708,11 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     /// assert!(!handler.stack_ptr_in_bounds(&on_main_stack as *const u8 as usize));
     /// ```
     pub fn trap_handler(&self) -> CoroutineTrapHandler<Return> {
-        CoroutineTrapHandler::new(self.stack.base(), self.stack.limit())
+        CoroutineTrapHandler::new(
+            self.stack.base(),
+            self.stack.limit(),
+            self.stack.usable_limit(),
+        )
     }
 }
 
@@ -625,7 +725,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
-            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
+            sanitizer::release(&mut self.fiber, &*self.stack);
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }
@@ -638,17 +738,37 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     #[cold]
     #[inline(never)]
     fn finish_before_drop(&mut self) -> bool {
-        match self.context {
-            RUNNING => unwind::abort("a coroutine was dropped while it was running"),
-            // Live frames remain on the stack: leak it.
-            ABANDONED => false,
-            // If unwinding panics, the stack is leaked, which is sound.
-            _ => {
-                self.force_unwind();
-                self.context == DONE
-            }
+        if self.context == RUNNING {
+            // Dropped from under itself, as when `process::exit` in the
+            // coroutine runs thread-local destructors: its frames are live
+            // and their code is running, so nothing can be unwound and the
+            // stack must not be freed. Leak it.
+            return false;
         }
+        if self.started() && !unwind::CAN_UNWIND {
+            unwind::abort(
+                "a suspended coroutine was dropped, but it cannot be unwound without the \
+                 `unwind` feature and `panic = \"unwind\"`; aborting rather than free its \
+                 stack under its frames",
+            );
+        }
+        // If this panics, the coroutine is nonetheless completed; its stack
+        // is then leaked, which is sound.
+        self.force_unwind();
+        true
     }
+}
+
+/// Drops, in place, the closure `with_stack_unchecked` moved to the top of
+/// the stack whose base is `base`: the `drop_closure` of an `F` coroutine.
+///
+/// # Safety
+/// That closure must be there, never taken nor dropped, and not be used
+/// again.
+unsafe fn drop_closure_in_place<F>(base: StackPointer) {
+    // SAFETY: forwarded from the caller; `closure_addr` is where
+    // `move_to_stack_top` put it.
+    unsafe { ptr::drop_in_place(closure_addr::<F>(base) as *mut F) }
 }
 
 /// The generic part of a coroutine stack's header, just below the arch
@@ -656,9 +776,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
 /// thread-local, nothing added to the switch).
 #[repr(C)]
 struct StackState {
-    /// Lowest address of the stack the coroutine is running on (guard pages
-    /// included, as `Stack::limit`); changed by [`Yielder::maybe_grow`]
-    /// while it runs on another segment.
+    /// Lowest usable address of the stack the coroutine is running on
+    /// (`Stack::usable_limit`: above its guard pages); changed by
+    /// [`Yielder::maybe_grow`] while it runs on another segment.
     limit: Cell<usize>,
     /// Highest address of that stack. It is aligned (`Stack::base`), so its
     /// bit 0 is free: set (`UNWIND_REQUEST`), it is the parent's request
@@ -666,7 +786,15 @@ struct StackState {
     /// value and taken by the coroutine before any of its code runs. So the
     /// request costs a creation nothing, and a resume just the test.
     top: Cell<usize>,
+    /// Until the coroutine starts, if its closure needs dropping: a
+    /// `DropClosureFn` that drops it in place (kept here rather than in the
+    /// `Coroutine`, which stays small and cheap to move). Unused otherwise.
+    drop_closure: Cell<usize>,
 }
+
+/// Drops the closure of a coroutine that never started, in place on its
+/// stack (whose base it is given), running on the caller's stack.
+type DropClosureFn = unsafe fn(StackPointer);
 
 /// The bit of `StackState::top` that asks the coroutine to unwind.
 const UNWIND_REQUEST: usize = 1;
@@ -717,27 +845,6 @@ impl StackState {
     }
 }
 
-/// The slow path of a coroutine's entry: its parent asks it to unwind before
-/// it ever ran, so it drops its closure (on its own stack) and exits.
-///
-/// # Safety
-/// As for the entry: `data` holds the closure, `link` is this stack's link.
-#[cold]
-#[inline(never)]
-unsafe fn drop_unstarted<F, Return>(data: *mut u8, link: *mut usize) -> ! {
-    // SAFETY: forwarded from the caller; the closure is taken once.
-    unsafe {
-        let yielder = &*(link as *const Yielder<(), ()>);
-        yielder.state().clear_unwind_request();
-        let func = ptr::read(data as *mut F);
-        let result = unwind::catch_at_root(|| {
-            drop(func);
-            None::<Return>
-        });
-        exit_with(result, link)
-    }
-}
-
 /// Leaves a coroutine for the last time, telling its parent how its
 /// function ended: the end in place of a context, with the returned value or
 /// the panic in the word.
@@ -772,29 +879,76 @@ unsafe fn exit_with<Return>(result: Result<Option<Return>, CaughtPanic>, link: *
     }
 }
 
-/// Moves `value` to the top of `stack`, just below the arch header and the
-/// stack state, and returns its address, which is aligned to at least
+/// Where [`move_to_stack_top`] puts a `T` on the stack whose base is `base`:
+/// just below the arch header and the stack state, aligned to at least
 /// `STACK_ALIGNMENT`.
-///
-/// # Safety
-/// Nothing may be running on `stack`: its top is overwritten.
-pub(crate) unsafe fn move_to_stack_top<T>(
-    base: StackPointer,
-    limit: StackPointer,
-    value: T,
-) -> usize {
+#[inline(always)]
+fn closure_addr<T>(base: StackPointer) -> usize {
     let top = base.get() - arch::STACK_HEADER_SIZE - STATE_SIZE;
     let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
-    // Every stack has MIN_STACK_SIZE usable bytes, so a value of at most half
-    // of that (the usual closure) fits with room left for frames below it.
-    let fits = mem::size_of::<T>() + align <= stack::MIN_STACK_SIZE / 2
-        || (top - limit.get()).checked_sub(mem::size_of::<T>() + align)
-            >= Some(stack::MIN_STACK_SIZE / 2);
-    assert!(fits, "closure is too large for the coroutine's stack");
-    let addr = (top - mem::size_of::<T>()) & !(align - 1);
-    // SAFETY: `addr` is aligned and within the stack's usable top.
+    top.wrapping_sub(mem::size_of::<T>()) & !(align - 1)
+}
+
+/// A closure (or trap handler closure) whose header, two copies and
+/// alignment take at most this much is small: every stack accepts it, as
+/// it leaves most of the `MIN_STACK_SIZE` that every stack has.
+const SMALL_CLOSURE: usize = stack::MIN_STACK_SIZE / 4;
+
+/// The room a stack must keep for frames below a large closure and the copy
+/// of it that is called: `MIN_STACK_SIZE`, as much as a small closure has
+/// on the smallest stack.
+pub(crate) const ROOM_BELOW_CLOSURE: usize = stack::MIN_STACK_SIZE;
+
+/// Moves `value` to the top of a stack ([`closure_addr`]) and returns its
+/// address.
+///
+/// # Panics
+/// If the value is not small ([`SMALL_CLOSURE`]) and would leave less than
+/// room for a copy of it (a closure is moved once more, into the frame that
+/// calls it) and [`ROOM_BELOW_CLOSURE`] bytes between the value and
+/// `usable_limit`.
+///
+/// # Safety
+/// Nothing may be running on the stack; `usable_limit` must be its
+/// [`Stack::usable_limit`](stack::Stack::usable_limit), at least
+/// `MIN_STACK_SIZE` below `base`.
+pub(crate) unsafe fn move_to_stack_top<T>(
+    base: StackPointer,
+    usable_limit: StackPointer,
+    value: T,
+) -> usize {
+    // Known at compile time: no test at run time for the usual closure.
+    let always_fits = arch::STACK_HEADER_SIZE
+        + STATE_SIZE
+        + 2 * mem::size_of::<T>()
+        + mem::align_of::<T>().max(STACK_ALIGNMENT)
+        <= SMALL_CLOSURE;
+    let fits = always_fits || {
+        let top = base.get() - arch::STACK_HEADER_SIZE - STATE_SIZE;
+        let align = mem::align_of::<T>().max(STACK_ALIGNMENT);
+        top.checked_sub(mem::size_of::<T>())
+            .and_then(|addr| (addr & !(align - 1)).checked_sub(usable_limit.get()))
+            .and_then(|below| below.checked_sub(mem::size_of::<T>()))
+            >= Some(ROOM_BELOW_CLOSURE)
+    };
+    if !fits {
+        closure_too_large(mem::size_of::<T>(), base.get() - usable_limit.get());
+    }
+    let addr = closure_addr::<T>(base);
+    // SAFETY: `addr` is aligned and within the stack's usable part (above
+    // `usable_limit`), with nothing running on it (caller).
     unsafe { ptr::write(addr as *mut T, value) };
     addr
+}
+
+#[cold]
+#[inline(never)]
+fn closure_too_large(size: usize, usable: usize) -> ! {
+    panic!(
+        "closure is too large for the coroutine's stack: {size} bytes on a stack with \
+         {usable} usable bytes, which must also hold a copy of it and {ROOM_BELOW_CLOSURE} \
+         bytes more"
+    )
 }
 
 /// The handle through which a coroutine suspends itself. It is the coroutine
@@ -859,14 +1013,14 @@ impl<Input, Yield> Yielder<Input, Yield> {
         unwind::start_forced_unwind()
     }
 
-    /// Bytes of stack left below the current frame: the stack pointer
-    /// minus the limit of the stack the coroutine is running on.
+    /// Bytes of stack left below the current frame that code may use: the
+    /// stack pointer minus the
+    /// [`usable_limit`](crate::stack::Stack::usable_limit) of the stack the
+    /// coroutine is running on, so guard pages (and whatever else the
+    /// stack keeps off limits) are not counted.
     ///
-    /// The limit is [`Stack::limit`](crate::stack::Stack::limit), which
-    /// includes guard pages (on Windows, also the ~28 KiB guard and
-    /// guarantee zone of a [`DefaultStack`](crate::stack::DefaultStack)), so
-    /// keep that in mind when choosing a margin. Returns 0 if called from a stack the coroutine does not know
-    /// of (for example inside [`on_stack`] on another stack), so that
+    /// Returns 0 if called from a stack the coroutine does not know of (for
+    /// example inside [`on_stack`] on another stack), so that
     /// [`maybe_grow`](Self::maybe_grow) errs on the side of growing. It
     /// reads only the coroutine's own stack, no thread-local.
     ///
@@ -879,8 +1033,8 @@ impl<Input, Yield> Yielder<Input, Yield> {
     ///     yielder.remaining_stack()
     /// });
     /// let left = coroutine.resume(()).as_return().unwrap();
-    /// // Nearly all of it, plus the guard pages (up to ~64 KiB, see above).
-    /// assert!(left > 48 * 1024 && left < (64 + 64) * 1024);
+    /// // Nearly all of it, and no more.
+    /// assert!(left > 48 * 1024 && left < 64 * 1024);
     /// ```
     #[inline]
     pub fn remaining_stack(&self) -> usize {
@@ -950,7 +1104,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let bounds = self.state();
         let _restore = Restore(bounds, bounds.limit.get(), bounds.top.get());
         bounds.set_bounds(
-            stack::Stack::limit(&segment).get(),
+            stack::Stack::usable_limit(&segment).get(),
             stack::Stack::base(&segment).get(),
         );
         on_stack(&mut segment, f)
@@ -1037,6 +1191,7 @@ where
     // SAFETY: the stack is ours for the duration of the call and its base is
     // aligned by contract; so is its shadow stack.
     unsafe {
+        unwind::prepare_unwinder_for(stack.base().get() - stack.usable_limit().get());
         let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
         call_on_stack_top(stack::call_top(&stack), bounds, f, shadow)
     }
@@ -1100,8 +1255,7 @@ root_fn! {
         // trapped coroutine's, whose parent is still blocked in `resume`.
         unsafe {
             sanitizer::trapped(data as usize);
-            let func = ptr::read(data as *mut F);
-            let result = unwind::catch_at_root(|| Some(func()));
+            let result = unwind::catch_at_root(|| Some(ptr::read(data as *mut F)()));
             exit_with(result, link)
         }
     }

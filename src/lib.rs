@@ -108,9 +108,18 @@
 //! - A [`Coroutine`]'s function and values are `'static`; borrowing ones go
 //!   through [`ScopedCoroutine`], which stays sound under `mem::forget`.
 //! - Dropping a suspended coroutine unwinds its stack, so every destructor
-//!   on it runs (with the `unwind` feature; without it, the process aborts
-//!   rather than free a stack with live frames on it). A panic inside a
-//!   coroutine continues out of the parent's `resume`.
+//!   on it runs, before the stack is freed or given back. If the coroutine
+//!   catches the forced unwind and suspends again, it is unwound again,
+//!   until it completes: no frame is ever left alive on a stack that is
+//!   freed or reused. Without the `unwind` feature (or with
+//!   `panic = "abort"`), the process aborts with a message instead of
+//!   freeing a stack with live frames on it. A panic inside a coroutine
+//!   continues out of the parent's `resume`.
+//! - A coroutine dropped while it runs (by the thread-local destructors that
+//!   `std::process::exit` runs inside it) is not unwound, and its stack is
+//!   leaked: nothing is freed that code is running on.
+//! - A closure too large for the coroutine's stack is refused with a panic
+//!   (see [`Coroutine::with_stack`]); guard pages never count as room.
 //!
 //! The `unsafe` parts are explicit: [`Coroutine::force_reset`] discards a
 //! stack without running destructors, [`Coroutine::with_stack_unchecked`]

@@ -30,7 +30,10 @@ use crate::unwind::TrapEntryFn;
 /// is dropped.
 pub struct CoroutineTrapHandler<Return> {
     base: StackPointer,
+    /// Guard pages included, for `stack_ptr_in_bounds`.
     limit: StackPointer,
+    /// Where the room a handler's closure must leave ends.
+    usable_limit: StackPointer,
     marker: PhantomData<fn(Return)>,
 }
 
@@ -43,10 +46,11 @@ impl<Return> Clone for CoroutineTrapHandler<Return> {
 impl<Return> Copy for CoroutineTrapHandler<Return> {}
 
 impl<Return> CoroutineTrapHandler<Return> {
-    pub(crate) fn new(base: StackPointer, limit: StackPointer) -> Self {
+    pub(crate) fn new(base: StackPointer, limit: StackPointer, usable_limit: StackPointer) -> Self {
         CoroutineTrapHandler {
             base,
             limit,
+            usable_limit,
             marker: PhantomData,
         }
     }
@@ -84,7 +88,7 @@ impl<Return> CoroutineTrapHandler<Return> {
         // SAFETY: the coroutine trapped, so its frames are being discarded and
         // its stack top is free for `f`; the link still names its parent.
         unsafe {
-            let data = move_to_stack_top(self.base, self.limit, f);
+            let data = move_to_stack_top(self.base, self.usable_limit, f);
             let entry: TrapEntryFn = trap_entry::<F, Return>;
             debug_assert_eq!(data % STACK_ALIGNMENT, 0);
             arch::trap_regs(self.base, data, entry, data as *mut u8)

@@ -107,12 +107,16 @@ pub fn is_forced_unwind(payload: &(dyn Any + Send)) -> bool {
     payload.is::<ForcedUnwind>()
 }
 
+/// Whether this build can unwind a suspended coroutine: it needs the
+/// `unwind` feature, and panics that unwind.
+pub(crate) const CAN_UNWIND: bool = cfg!(all(feature = "unwind", not(panic = "abort")));
+
 /// Raised inside a coroutine whose parent asked it to unwind.
 #[cold]
 pub(crate) fn start_forced_unwind() -> ! {
     #[cfg(feature = "unwind")]
     std::panic::resume_unwind(Box::new(ForcedUnwind { _private: () }));
-    // The parent aborts before asking for an unwind it cannot perform.
+    // The parent panics before asking for an unwind it cannot perform.
     #[cfg(not(feature = "unwind"))]
     unreachable!("forced unwind requested without the `unwind` feature");
 }
@@ -121,16 +125,39 @@ pub(crate) fn start_forced_unwind() -> ! {
 /// on a coroutine's. Its first use can resolve lazily bound symbols, and the
 /// dynamic linker's resolver saves the whole extended register state (over
 /// 10 KiB with AMX) on the current stack: more than a `MIN_STACK_SIZE` stack
-/// holds. Called on the parent's stack before a forced unwind.
+/// holds. Called on the parent's stack before a forced unwind, and before
+/// code first runs on a small stack ([`prepare_unwinder_for`]), where it
+/// may panic.
 #[inline]
 pub(crate) fn prepare_unwinder() {
-    #[cfg(feature = "unwind")]
+    #[cfg(all(feature = "unwind", not(panic = "abort")))]
     {
         static ONCE: std::sync::Once = std::sync::Once::new();
         ONCE.call_once(|| {
             // `resume_unwind` raises without calling the panic hook.
             let _ = std::panic::catch_unwind(|| std::panic::resume_unwind(Box::new(())));
         });
+    }
+}
+
+/// Stacks with fewer usable bytes than this get [`prepare_unwinder`] before
+/// code runs on them, so that the first panic of the process (whose
+/// symbol binding may save the whole extended register state) fits on them:
+/// when they are made (`DefaultStack`, a pool's stacks), which keeps it off
+/// the path of creating a coroutine, or by `on_stack` (any stack). Larger
+/// stacks have room for it and skip the call.
+pub(crate) const SMALL_STACK: usize = 64 * 1024;
+
+/// [`prepare_unwinder`] for a stack of `usable` bytes, if it is small.
+#[inline(always)]
+pub(crate) fn prepare_unwinder_for(usable: usize) {
+    #[cold]
+    #[inline(never)]
+    fn prepare() {
+        prepare_unwinder();
+    }
+    if cfg!(all(feature = "unwind", not(panic = "abort"))) && usable < SMALL_STACK {
+        prepare();
     }
 }
 
@@ -157,14 +184,50 @@ pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
     match *panic {}
 }
 
-/// Aborts if suspended coroutines cannot be unwound in this build.
+/// Panics if suspended coroutines cannot be unwound in this build.
 #[inline]
+#[track_caller]
 pub(crate) fn require_unwind_support() {
-    #[cfg(not(feature = "unwind"))]
-    abort(
-        "a suspended coroutine cannot be unwound without the `unwind` feature \
-         (it was dropped or force_unwind was called)",
-    );
+    if !CAN_UNWIND {
+        panic!(
+            "cannot unwind a suspended coroutine: that needs the `unwind` feature and \
+             `panic = \"unwind\"`"
+        );
+    }
+}
+
+/// A panic put aside while a loop that must not be cut short finishes.
+pub(crate) struct DeferredPanic {
+    #[cfg(feature = "unwind")]
+    first: Option<Box<dyn Any + Send>>,
+}
+
+impl DeferredPanic {
+    pub(crate) fn new() -> Self {
+        DeferredPanic {
+            #[cfg(feature = "unwind")]
+            first: None,
+        }
+    }
+
+    /// Runs `f`; if it panics, keeps the panic (the first one only) for
+    /// [`resume`](Self::resume).
+    pub(crate) fn run(&mut self, f: impl FnOnce()) {
+        #[cfg(feature = "unwind")]
+        if let Err(payload) = std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)) {
+            self.first.get_or_insert(payload);
+        }
+        #[cfg(not(feature = "unwind"))]
+        f();
+    }
+
+    /// Continues the panic kept, if any.
+    pub(crate) fn resume(self) {
+        #[cfg(feature = "unwind")]
+        if let Some(payload) = self.first {
+            std::panic::resume_unwind(payload);
+        }
+    }
 }
 
 /// Ends the process with a message: used where continuing would be unsound.

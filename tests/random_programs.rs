@@ -1,5 +1,6 @@
 //! Thousands of random programs of nested coroutines (resume, suspend,
-//! `on_parent_stack`, panics, drops, `force_unwind`, `force_reset`, on
+//! `on_parent_stack`, panics, drops, `force_unwind`, `force_reset`, forced
+//! unwinds swallowed by code that suspends again, on
 //! stacks of random sizes), each checked step by step against a reference
 //! model; see `stress/mod.rs`.
 //!
@@ -102,16 +103,36 @@ fn fixed_programs_match_the_model() {
     ];
     // A panic caught inside a child, and a forced unwind passing through a
     // `Catch` (which must let it continue) when the child is dropped.
-    let unwinding = [Program {
-        main: vec![
-            script(vec![
-                Step::Catch(vec![Step::Guard(1), Step::Panic(2)]),
-                Step::Catch(vec![Step::Guard(3), Step::Suspend(4)]),
-            ]),
-            resume(0),
-            Step::Drop { child: 0 },
-        ],
-    }];
+    let unwinding = [
+        Program {
+            main: vec![
+                script(vec![
+                    Step::Catch(vec![Step::Guard(1), Step::Panic(2)]),
+                    Step::Catch(vec![Step::Guard(3), Step::Suspend(4)]),
+                ]),
+                resume(0),
+                Step::Drop { child: 0 },
+            ],
+        },
+        // A child that swallows the forced unwind and suspends again, with
+        // a suspended grandchild and guards below and above: unwound to the
+        // end, and its stack (lent by the test's pool) reused by the next.
+        Program {
+            main: vec![
+                script(vec![
+                    Step::Guard(1),
+                    leaf(2, 3, None),
+                    resume(0),
+                    Step::Catch(vec![Step::Guard(3), Step::StubbornSuspend(4, 7)]),
+                ]),
+                resume(0),
+                Step::ForceUnwind { child: 0 },
+                script(vec![Step::Guard(5), Step::Suspend(6)]),
+                resume(0),
+                resume(1),
+            ],
+        },
+    ];
     let unwinding = if config.unwind { &unwinding[..] } else { &[] };
     for program in programs.iter().chain(unwinding) {
         if let Err(report) = stress::check(program, config) {

@@ -116,24 +116,101 @@ mod with_unwind {
         ));
     }
 
+    /// A value that panics when dropped, outside of an unwind.
+    struct PanicOnDrop(&'static str);
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            if !std::thread::panicking() {
+                panic!("{}", self.0);
+            }
+        }
+    }
+
     #[test]
-    fn swallowing_the_forced_unwind_and_suspending_is_reported() {
-        let mut coroutine = Coroutine::<(), (), ()>::new(|y, ()| {
-            let _ = catch_unwind(AssertUnwindSafe(|| y.suspend(())));
-            // Wrong: suspends again instead of letting the unwind continue.
+    fn swallowing_the_forced_unwind_and_suspending_is_unwound_again() {
+        // On a borrowed stack, which is given back (and reused) once the
+        // coroutine is gone: nothing may be left alive on it.
+        let drops = Rc::new(Cell::new(0));
+        let (a, b) = (DropCounter(drops.clone()), DropCounter(drops.clone()));
+        let yielded = Rc::new(Cell::new(0));
+        let (y1, y2) = (DropCounter(yielded.clone()), DropCounter(yielded.clone()));
+        let mut stack = DefaultStack::new(64 * 1024).unwrap();
+        let caught = Rc::new(Cell::new(0));
+        let caught_in = caught.clone();
+        let coroutine = stackswitch::ScopedCoroutine::with_stack(
+            &mut stack,
+            move |y: &Yielder<(), Option<DropCounter>>, ()| {
+                let _a = a;
+                let r = catch_unwind(AssertUnwindSafe(|| y.suspend(None)));
+                caught_in.set(caught_in.get() + r.is_err() as usize);
+                let _b = b;
+                // Wrong, twice: swallows the unwind and suspends again.
+                let r = catch_unwind(AssertUnwindSafe(|| y.suspend(Some(y1))));
+                caught_in.set(caught_in.get() + r.is_err() as usize);
+                y.suspend(Some(y2));
+                unreachable!("the third suspend raises the forced unwind too");
+            },
+        );
+        coroutine.scope(|mut coroutine| {
+            assert!(coroutine.resume(()).as_yield().unwrap().is_none());
+            coroutine.force_unwind();
+            assert!(coroutine.done());
+        });
+        assert_eq!(caught.get(), 2, "the forced unwind was raised three times");
+        assert_eq!(drops.get(), 2, "every frame was unwound");
+        assert_eq!(yielded.get(), 2, "what it yielded meanwhile was dropped");
+        // The stack is free for another coroutine.
+        let mut again = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| 3);
+        assert_eq!(again.resume(()).as_return(), Some(3));
+    }
+
+    #[test]
+    fn dropping_a_coroutine_that_swallows_the_forced_unwind_unwinds_it_fully() {
+        let drops = Rc::new(Cell::new(0));
+        let a = DropCounter(drops.clone());
+        let mut coroutine = Coroutine::<(), (), ()>::new(move |y, ()| {
+            let _a = a;
+            for _ in 0..3 {
+                let _ = catch_unwind(AssertUnwindSafe(|| y.suspend(())));
+            }
             y.suspend(());
         });
         coroutine.resume(());
+        drop(coroutine);
+        assert_eq!(drops.get(), 1);
+    }
+
+    #[test]
+    fn a_yielded_value_that_panics_when_dropped_does_not_cut_the_unwind_short() {
+        let drops = Rc::new(Cell::new(0));
+        let (a, b) = (DropCounter(drops.clone()), DropCounter(drops.clone()));
+        let mut coroutine = Coroutine::<(), Option<PanicOnDrop>, ()>::new(move |y, ()| {
+            let _a = a;
+            let _ = catch_unwind(AssertUnwindSafe(|| y.suspend(None)));
+            let _b = b;
+            let _ = catch_unwind(AssertUnwindSafe(|| y.suspend(Some(PanicOnDrop("first")))));
+            y.suspend(Some(PanicOnDrop("second")));
+        });
+        assert!(coroutine.resume(()).as_yield().unwrap().is_none());
         let err = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind())).unwrap_err();
-        let message = err.downcast_ref::<&str>().copied().unwrap_or_default();
-        assert!(
-            message.contains("caught the ForcedUnwind panic"),
-            "{message}"
-        );
+        assert_eq!(err.downcast_ref::<String>().unwrap(), "first");
         assert!(coroutine.done());
-        let err = catch_unwind(AssertUnwindSafe(|| coroutine.resume(()))).unwrap_err();
-        assert!(err.downcast_ref::<&str>().unwrap().contains("abandoned"));
-        // Dropping it now leaks its stack rather than freeing live frames.
+        assert_eq!(drops.get(), 2, "the coroutine was unwound to the end first");
+    }
+
+    #[test]
+    fn dropping_an_unstarted_coroutine_runs_its_closure_drop_on_the_callers_stack() {
+        let drops = Rc::new(Cell::new(0));
+        let a = DropCounter(drops.clone());
+        let coroutine = Coroutine::<(), (), ()>::new(move |_, ()| drop(a));
+        drop(coroutine);
+        assert_eq!(drops.get(), 1);
+
+        let captured = PanicOnDrop("closure");
+        let mut coroutine = Coroutine::<(), (), ()>::new(move |_, ()| drop(captured));
+        let err = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind())).unwrap_err();
+        assert_eq!(err.downcast_ref::<String>().unwrap(), "closure");
+        assert!(coroutine.done() && coroutine.started());
         drop(coroutine);
     }
 
@@ -220,6 +297,8 @@ mod with_unwind {
         let output = super::common::this_test_binary()
             .args(["--exact", test, "--test-threads=1"])
             .env(CHILD, "1")
+            // Capturing a backtrace takes far more than the smallest stack.
+            .env_remove("RUST_BACKTRACE")
             .output()
             .unwrap();
         assert!(
@@ -230,6 +309,90 @@ mod with_unwind {
         );
         assert!(String::from_utf8_lossy(&output.stdout).contains("1 passed"));
         false
+    }
+
+    #[test]
+    fn smallest_stack_drops_an_unstarted_closure_that_panics_first_in_the_process() {
+        // The closure's destructor panics: the process's first panic, with
+        // symbols still to be bound lazily. It must not run on the small
+        // stack (nor crash there): the panic comes out of `drop`.
+        if !in_child_process(
+            "with_unwind::smallest_stack_drops_an_unstarted_closure_that_panics_first_in_the_process",
+        ) {
+            return;
+        }
+        let captured = PanicOnDrop("captured");
+        let stack = DefaultStack::new(MIN_STACK_SIZE).unwrap();
+        let coroutine = Coroutine::<(), (), ()>::with_stack(stack, move |_, ()| drop(captured));
+        let err = catch_unwind(AssertUnwindSafe(|| drop(coroutine))).unwrap_err();
+        assert_eq!(err.downcast_ref::<String>().unwrap(), "captured");
+    }
+
+    #[test]
+    fn smallest_stack_panics_first_in_the_process() {
+        // The panic machinery runs on the coroutine's stack the first time.
+        if !in_child_process("with_unwind::smallest_stack_panics_first_in_the_process") {
+            return;
+        }
+        let stack = DefaultStack::new(MIN_STACK_SIZE).unwrap();
+        let mut coroutine = Coroutine::<(), (), ()>::with_stack(stack, |_, ()| panic!("small"));
+        let err = catch_unwind(AssertUnwindSafe(|| coroutine.resume(()))).unwrap_err();
+        assert_eq!(*err.downcast_ref::<&str>().unwrap(), "small");
+    }
+
+    #[test]
+    fn smallest_stack_on_stack_panics_first_in_the_process() {
+        if !in_child_process("with_unwind::smallest_stack_on_stack_panics_first_in_the_process") {
+            return;
+        }
+        let mut stack = DefaultStack::new(MIN_STACK_SIZE).unwrap();
+        let err = catch_unwind(AssertUnwindSafe(|| {
+            on_stack(&mut stack, || panic!("small"))
+        }));
+        assert_eq!(*err.unwrap_err().downcast_ref::<&str>().unwrap(), "small");
+    }
+
+    #[test]
+    fn a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort() {
+        // The destructor runs during the unwind; its suspend raises the
+        // forced unwind again, out of a destructor running during cleanup,
+        // which Rust turns into an abort. Never a stack freed under frames.
+        const CHILD: &str = "STACKSWITCH_SUSPENDING_DROP_CHILD";
+        struct SuspendOnDrop<'y>(&'y Yielder<(), u32>);
+        impl Drop for SuspendOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.suspend(2);
+            }
+        }
+        if std::env::var_os(CHILD).is_some() {
+            let mut stack = DefaultStack::new(64 * 1024).unwrap();
+            let coroutine =
+                stackswitch::ScopedCoroutine::with_stack(&mut stack, |y: &Yielder<(), u32>, ()| {
+                    let _suspends = SuspendOnDrop(y);
+                    y.suspend(1);
+                });
+            coroutine.scope(|mut coroutine| {
+                assert_eq!(coroutine.resume(()).as_yield(), Some(1));
+            });
+            unreachable!("the coroutine cannot be unwound");
+        }
+        let output = super::common::this_test_binary()
+            .args([
+                "--exact",
+                "with_unwind::a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{stderr}");
+        }
+        assert!(!output.status.success(), "{stderr}");
+        assert!(!stderr.contains("unreachable"), "{stderr}");
     }
 
     #[test]
@@ -282,4 +445,30 @@ fn dropping_a_suspended_coroutine_aborts_without_unwind() {
         stderr.contains("cannot be unwound without the `unwind` feature"),
         "{stderr}"
     );
+}
+
+/// Without `unwind`, `force_unwind` of a started, suspended coroutine
+/// panics and leaves it suspended, as corosensei's does.
+#[cfg(all(not(feature = "unwind"), feature = "default-stack"))]
+#[test]
+fn force_unwind_panics_without_unwind_and_leaves_the_coroutine_suspended() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let mut coroutine = stackswitch::Coroutine::<(), u8, u8>::new(|y, ()| {
+        y.suspend(1);
+        2
+    });
+    assert_eq!(coroutine.resume(()).as_yield(), Some(1));
+    let err = catch_unwind(AssertUnwindSafe(|| coroutine.force_unwind())).unwrap_err();
+    let message = err.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(
+        message.contains("cannot unwind a suspended coroutine"),
+        "{message}"
+    );
+    assert!(coroutine.started() && !coroutine.done());
+    assert_eq!(coroutine.resume(()).as_return(), Some(2));
+
+    // An unstarted one needs no unwinding: its closure is dropped.
+    let mut fresh = stackswitch::Coroutine::<(), (), ()>::new(|_, ()| {});
+    fresh.force_unwind();
+    assert!(fresh.done());
 }

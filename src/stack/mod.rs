@@ -29,6 +29,13 @@ pub const STACK_ALIGNMENT: usize = crate::arch::STACK_ALIGNMENT;
 /// exception puts several CPU context records on the stack (Windows SEH),
 /// and under a sanitizer, whose instrumentation makes frames larger.
 ///
+/// A panic raised by code on such a stack needs more the first time in a
+/// process (the unwinder's symbols are bound then, which can save the whole
+/// extended register state on the stack): [`DefaultStack`] and
+/// [`StackPool`] make that happen on the caller's stack when they make a
+/// small stack, and [`on_stack`](crate::on_stack) before it runs on one. A
+/// small stack of another kind should be made after a first panic.
+///
 /// ```
 /// use stackswitch::stack::{DefaultStack, MIN_STACK_SIZE};
 /// use stackswitch::Coroutine;
@@ -49,8 +56,8 @@ pub const MIN_STACK_SIZE: usize = crate::sanitizer::min_stack_size(crate::arch::
 /// - the memory from [`limit`](Self::limit) to [`base`](Self::base) stays
 ///   valid and unused by anything else for as long as the object lives (it
 ///   may move: the memory may not);
-/// - at least [`MIN_STACK_SIZE`] bytes below `base` are readable and
-///   writable;
+/// - at least [`MIN_STACK_SIZE`] bytes below `base`, and all of
+///   [`usable_limit`](Self::usable_limit)`..base`, are readable and writable;
 /// - a guard region below the usable memory (inside `limit..base` or just
 ///   below `limit`) faults on access, so that a stack overflow can never
 ///   silently write to other memory.
@@ -91,6 +98,32 @@ pub unsafe trait Stack {
     #[inline]
     fn shadow_stack(&mut self) -> Option<StackPointer> {
         None
+    }
+
+    /// Lowest address that code running on the stack may use: above any
+    /// guard region inside `limit..base` (on Windows, also above the zone
+    /// the OS keeps for handling a stack overflow). Aligned to
+    /// [`STACK_ALIGNMENT`], at most `base - MIN_STACK_SIZE`, and at least
+    /// [`limit`](Self::limit), which it is unless overridden: right for a
+    /// stack whose guard region lies below `limit`.
+    ///
+    /// It decides how large a closure a coroutine accepts (see
+    /// [`Coroutine::with_stack`](crate::Coroutine::with_stack)) and what
+    /// [`Yielder::remaining_stack`](crate::Yielder::remaining_stack)
+    /// counts; trap handlers still use `limit`, so that a fault in a guard
+    /// page is seen as one on the stack.
+    ///
+    /// ```
+    /// use stackswitch::stack::{DefaultStack, Stack};
+    ///
+    /// let stack = DefaultStack::new(64 * 1024).unwrap();
+    /// // The guard page is not usable.
+    /// assert!(stack.usable_limit() > stack.limit());
+    /// assert!(stack.base().get() - stack.usable_limit().get() >= 64 * 1024);
+    /// ```
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        self.limit()
     }
 
     /// The Thread Environment Block fields that describe this stack, for
@@ -137,6 +170,11 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
     #[inline]
     fn shadow_stack(&mut self) -> Option<StackPointer> {
         (**self).shadow_stack()
+    }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        (**self).usable_limit()
     }
 
     #[cfg(windows)]

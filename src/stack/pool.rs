@@ -277,6 +277,11 @@ unsafe impl Stack for PooledStack {
         self.stack.shadow_stack()
     }
 
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        self.stack.usable_limit()
+    }
+
     #[cfg(windows)]
     #[inline]
     fn teb_fields(&self) -> super::StackTebFields {

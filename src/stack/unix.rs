@@ -23,8 +23,8 @@ pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
 pub struct DefaultStack {
     /// Top of the mapping (highest address, exclusive).
     base: StackPointer,
-    /// Length of the mapping, guard page included.
-    mmap_len: usize,
+    /// Just above the guard page, which is the mapping's first page.
+    usable_limit: StackPointer,
     /// Its guard page's entry for the overflow reporter, if that is on.
     overflow_registration: crate::overflow::Registration,
     /// The id Valgrind gave the stack (0 when not running under Valgrind).
@@ -94,7 +94,8 @@ impl DefaultStack {
         let mut stack = DefaultStack {
             // SAFETY: mmap never returns a mapping at address zero here.
             base: unsafe { StackPointer::new_unchecked(mapping as usize + mmap_len) },
-            mmap_len,
+            // SAFETY: inside the mapping, so not zero.
+            usable_limit: unsafe { StackPointer::new_unchecked(mapping as usize + page) },
             overflow_registration: crate::overflow::Registration::none(),
             valgrind_id: valgrind::register_stack(mapping as usize, mapping as usize + mmap_len),
             shadow: ShadowStack::new(),
@@ -104,6 +105,9 @@ impl DefaultStack {
             return Err(io::Error::last_os_error());
         }
         let guard = mapping as usize;
+        if usable < crate::unwind::SMALL_STACK {
+            crate::unwind::prepare_unwinder();
+        }
         stack.overflow_registration =
             crate::overflow::register(guard, guard + page, stack.base.get());
         Ok(stack)
@@ -133,7 +137,7 @@ impl DefaultStack {
     /// assert!(used >= 64 * 1024 && used < 256 * 1024, "{used}");
     /// ```
     pub fn high_water_mark(&self) -> usize {
-        let usable_start = self.base.get() - self.mmap_len + page_size();
+        let usable_start = self.usable_limit.get();
         // SAFETY: the usable part of our mapping; `&self` means no coroutine
         // runs on it (coroutines own or mutably borrow their stack).
         unsafe { used_bytes(usable_start, self.base.get()) }
@@ -265,7 +269,8 @@ impl Drop for DefaultStack {
         // SAFETY: this is exactly the mapping made in `new`, and nothing runs
         // on it any more (coroutines borrow or own their stack).
         unsafe {
-            let ret = libc::munmap((self.base.get() - self.mmap_len) as *mut _, self.mmap_len);
+            let start = self.limit().get();
+            let ret = libc::munmap(start as *mut _, self.base.get() - start);
             debug_assert_eq!(ret, 0, "munmap of a coroutine stack failed");
         }
     }
@@ -282,11 +287,16 @@ unsafe impl Stack for DefaultStack {
     #[inline]
     fn limit(&self) -> StackPointer {
         // SAFETY: inside a mapping, so not zero.
-        unsafe { StackPointer::new_unchecked(self.base.get() - self.mmap_len) }
+        unsafe { StackPointer::new_unchecked(self.usable_limit.get() - page_size()) }
+    }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        self.usable_limit
     }
 
     #[inline]
     fn shadow_stack(&mut self) -> Option<StackPointer> {
-        self.shadow.prepare(self.mmap_len)
+        self.shadow.prepare(self.base.get() - self.limit().get())
     }
 }

@@ -10,7 +10,27 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 use super::program::{Body, Child, Leaf, Program, Step};
 use super::{mix, Event, Outcome, StressPanic, SCRIPT_SEED};
 
-type Coro = Coroutine<u64, u64, u64, PooledStack>;
+type Coro = Coroutine<u64, Yielded, u64, PooledStack>;
+
+/// What a coroutine yields: a value, and maybe a guard, dropped (and
+/// recorded) if the parent drops the value instead of taking it, as
+/// `force_unwind` does with what a coroutine yields while being unwound.
+pub struct Yielded {
+    value: u64,
+    guard: Option<Guard>,
+}
+
+impl Yielded {
+    fn plain(value: u64) -> Self {
+        Yielded { value, guard: None }
+    }
+
+    /// Takes the value; the guard goes without a record.
+    fn take(mut self) -> u64 {
+        std::mem::forget(self.guard.take());
+        self.value
+    }
+}
 
 thread_local! {
     static TRACE: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
@@ -59,7 +79,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Records its drop.
-struct Guard(u32);
+pub struct Guard(u32);
 
 impl Drop for Guard {
     fn drop(&mut self) {
@@ -121,7 +141,7 @@ fn finish_for_drop(coroutine: &mut Coro, unwind: bool) {
     }
 }
 
-fn run_block(steps: &[Step], acc: &mut u64, yielder: Option<&Yielder<u64, u64>>, unwind: bool) {
+fn run_block(steps: &[Step], acc: &mut u64, yielder: Option<&Yielder<u64, Yielded>>, unwind: bool) {
     let mut scope = Scope {
         entries: Vec::new(),
         children: Vec::new(),
@@ -140,7 +160,10 @@ fn run_block(steps: &[Step], acc: &mut u64, yielder: Option<&Yielder<u64, u64>>,
                         record(Event::AlreadyDone);
                     } else {
                         let started = coroutine.started();
-                        let result = coroutine.resume(*input);
+                        let result = match coroutine.resume(*input) {
+                            CoroutineResult::Yield(y) => CoroutineResult::Yield(y.take()),
+                            CoroutineResult::Return(v) => CoroutineResult::Return(v),
+                        };
                         let value = match result {
                             CoroutineResult::Yield(v) | CoroutineResult::Return(v) => v,
                         };
@@ -173,8 +196,25 @@ fn run_block(steps: &[Step], acc: &mut u64, yielder: Option<&Yielder<u64, u64>>,
             }
             Step::Suspend(value) => {
                 let yielder = yielder.expect("Suspend outside a coroutine");
-                let input = yielder.suspend(mix(*acc, *value));
+                let input = yielder.suspend(Yielded::plain(mix(*acc, *value)));
                 *acc = mix(*acc, input);
+            }
+            Step::StubbornSuspend(value, guard) => {
+                let yielder = yielder.expect("StubbornSuspend outside a coroutine");
+                let sent = Yielded::plain(mix(*acc, *value));
+                match catch_unwind(AssertUnwindSafe(|| yielder.suspend(sent))) {
+                    Ok(input) => *acc = mix(*acc, input),
+                    Err(_forced_unwind) => {
+                        record(Event::CaughtForcedUnwind);
+                        // Wrong on purpose: suspends instead of unwinding.
+                        // This suspend raises the forced unwind again.
+                        yielder.suspend(Yielded {
+                            value: 0,
+                            guard: Some(Guard(*guard)),
+                        });
+                        unreachable!("a coroutine being unwound was resumed normally");
+                    }
+                }
             }
             Step::OnParentStack(block) => {
                 let yielder = yielder.expect("OnParentStack outside a coroutine");
@@ -236,11 +276,11 @@ fn spawn(child: &Child, unwind: bool) -> Coro {
     }
 }
 
-fn run_leaf(leaf: Leaf, yielder: &Yielder<u64, u64>, input: u64) -> u64 {
+fn run_leaf(leaf: Leaf, yielder: &Yielder<u64, Yielded>, input: u64) -> u64 {
     let _guard = Guard(leaf.guard);
     let mut acc = mix(leaf.guard as u64, input);
     for _ in 0..leaf.suspends {
-        acc = mix(acc, yielder.suspend(acc));
+        acc = mix(acc, yielder.suspend(Yielded::plain(acc)));
     }
     if let Some(id) = leaf.panic {
         resume_unwind(Box::new(StressPanic(id)));
@@ -293,6 +333,7 @@ struct PooledStack {
     index: usize,
     base: StackPointer,
     limit: StackPointer,
+    usable_limit: StackPointer,
 }
 
 impl PooledStack {
@@ -305,6 +346,7 @@ impl PooledStack {
                 index,
                 base: stack.base(),
                 limit: stack.limit(),
+                usable_limit: stack.usable_limit(),
             }
         })
     }
@@ -331,6 +373,11 @@ unsafe impl Stack for PooledStack {
 
     fn shadow_stack(&mut self) -> Option<StackPointer> {
         POOL.with(|pool| pool.borrow_mut().stacks[self.index].shadow_stack())
+    }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        self.usable_limit
     }
 
     #[cfg(windows)]

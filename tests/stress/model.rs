@@ -161,7 +161,9 @@ impl<'p> Model<'p> {
                     }
                     Ok(())
                 }
-                Step::Suspend(value) => return Flow::Suspended(mix(*acc, *value)),
+                Step::Suspend(value) | Step::StubbornSuspend(value, _) => {
+                    return Flow::Suspended(mix(*acc, *value))
+                }
                 Step::OnParentStack(block) => {
                     let mut inner = vec![Frame::new(block, false)];
                     let mut inner_acc = *acc;
@@ -242,6 +244,16 @@ impl<'p> Model<'p> {
                 mut frames,
                 mut acc,
             } => {
+                // Suspended in a `StubbornSuspend`: it catches the forced
+                // unwind and suspends again, yielding a guard that
+                // `force_unwind` drops; that suspend raises it again.
+                let innermost = frames.last().unwrap();
+                if let Some(Step::StubbornSuspend(_, guard)) =
+                    innermost.steps.get(innermost.next - 1)
+                {
+                    self.trace.push(Event::CaughtForcedUnwind);
+                    self.trace.push(Event::Dropped(*guard));
+                }
                 let escaped = self.unwind_frames(&mut frames, &mut acc, Unwinding::Forced);
                 assert!(escaped.is_some(), "a forced unwind cannot be stopped");
             }

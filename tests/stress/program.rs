@@ -24,6 +24,11 @@ pub enum Step {
     ForceReset { child: u32 },
     /// `Yielder::suspend` (only where a yielder is in reach).
     Suspend(u64),
+    /// `Yielder::suspend` under a `catch_unwind` that swallows a forced
+    /// unwind and suspends again (wrong, but safe code can do it: the
+    /// forced unwind is raised again, and the coroutine unwound to the end),
+    /// yielding a value with a guard that the parent drops.
+    StubbornSuspend(u64, u32),
     /// Runs a block on the parent's stack (`Yielder::on_parent_stack`).
     OnParentStack(Vec<Step>),
     /// Runs a block under `catch_unwind`; forced unwinds are re-raised.
@@ -204,6 +209,9 @@ impl<S: Source> Generator<'_, S> {
                 39 => Step::ForceReset {
                     child: self.source.below(3),
                 },
+                46..=47 if place.can_suspend && self.config.unwind => {
+                    Step::StubbornSuspend(self.source.value(), self.id())
+                }
                 40..=47 if place.can_suspend => Step::Suspend(self.source.value()),
                 48..=49 if place.can_suspend && place.block_depth < 2 => {
                     Step::OnParentStack(self.block(Place {

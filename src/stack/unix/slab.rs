@@ -99,6 +99,12 @@ unsafe impl Stack for SlabStack {
     fn shadow_stack(&mut self) -> Option<StackPointer> {
         self.shadow.prepare(self.usable)
     }
+
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        // SAFETY: just above the guard page, inside a mapping: not zero.
+        unsafe { StackPointer::new_unchecked(self.base.get() - self.usable) }
+    }
 }
 
 /// Hands out stacks of one size, carving a new slab when the current one is
@@ -126,6 +132,9 @@ impl StackSource {
             .ok_or_else(too_big)?;
         let slot_len = usable.checked_add(page).ok_or_else(too_big)?;
         let stacks_per_slab = stacks_per_slab.max(1);
+        if usable < crate::unwind::SMALL_STACK {
+            crate::unwind::prepare_unwinder();
+        }
         slot_len.checked_mul(stacks_per_slab).ok_or_else(too_big)?;
         Ok(StackSource {
             usable,
