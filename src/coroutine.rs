@@ -270,7 +270,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
             let fiber = CoroutineFiber::new(stack.limit(), stack.base());
             stack::attach_os_state(&stack);
-            StackState::of(stack.base()).set_bounds(stack.limit().get(), stack.base().get());
+            StackState::of(stack.base()).set_bounds(stack.usable_limit().get(), stack.base().get());
             let data = move_to_stack_top(stack.base(), stack.limit(), func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
             let context = arch::init_stack(stack.base(), data, entry, data as *mut u8).get();
@@ -777,8 +777,12 @@ pub(crate) unsafe fn move_to_stack_top<T>(
             >= Some(stack::MIN_STACK_SIZE / 2);
     assert!(fits, "closure is too large for the coroutine's stack");
     let addr = (top - mem::size_of::<T>()) & !(align - 1);
-    // SAFETY: `addr` is aligned and within the stack's usable top.
-    unsafe { ptr::write(addr as *mut T, value) };
+    // SAFETY: `addr` is aligned and within the stack's usable top, which
+    // the OS is made to provide first.
+    unsafe {
+        stack::make_writable(base, addr);
+        ptr::write(addr as *mut T, value)
+    };
     addr
 }
 
@@ -935,7 +939,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
         let bounds = self.state();
         let _restore = Restore(bounds, bounds.limit.get(), bounds.top.get());
         bounds.set_bounds(
-            stack::Stack::limit(&segment).get(),
+            stack::Stack::usable_limit(&segment).get(),
             stack::Stack::base(&segment).get(),
         );
         on_stack(&mut segment, f)
@@ -1000,7 +1004,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
 /// });
 /// assert_eq!(depth, 1000);
 /// ```
-pub fn on_stack<F, R>(stack: impl stack::Stack, f: F) -> R
+pub fn on_stack<F, R>(mut stack: impl stack::Stack, f: F) -> R
 where
     F: FnOnce() -> R,
 {
@@ -1008,7 +1012,8 @@ where
     // aligned by contract.
     unsafe {
         let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
-        call_on_stack_top(stack::call_top(&stack), bounds, f)
+        let call = stack::StackCall::new(&mut stack);
+        call_on_stack_top(call.top(), bounds, f)
     }
 }
 

@@ -271,6 +271,49 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
     )
 }
 
+/// The current thread's TEB stack fields (those of the stack it runs on).
+#[inline]
+pub fn current_teb_fields() -> StackTebFields {
+    let (base, limit, deallocation, guaranteed): (usize, usize, usize, u32);
+    // SAFETY: reads the current thread's own TEB.
+    unsafe {
+        asm!(
+            "mov {base}, dword ptr fs:[0x04]",
+            "mov {limit}, dword ptr fs:[0x08]",
+            "mov {deallocation}, dword ptr fs:[0xE0C]",
+            "mov {guaranteed:e}, dword ptr fs:[0xF78]",
+            base = out(reg) base,
+            limit = out(reg) limit,
+            deallocation = out(reg) deallocation,
+            guaranteed = out(reg) guaranteed,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    StackTebFields {
+        StackBase: base,
+        StackLimit: limit,
+        DeallocationStack: deallocation,
+        GuaranteedStackBytes: guaranteed as usize,
+    }
+}
+
+/// Sets the current thread's TEB StackLimit.
+///
+/// # Safety
+/// `limit` must be the lowest committed address of the stack the thread
+/// runs on, above its guard page.
+#[inline]
+pub unsafe fn set_current_stack_limit(limit: usize) {
+    // SAFETY: forwarded from the caller; writes the thread's own TEB.
+    unsafe {
+        asm!(
+            "mov dword ptr fs:[0x08], {}",
+            in(reg) limit,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
 /// Address of the saved TEB fields in the header of the stack with `base`.
 #[inline]
 pub fn teb_fields_slot(base: StackPointer) -> *mut StackTebFields {

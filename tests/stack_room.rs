@@ -1,0 +1,228 @@
+//! How much of a stack is really there: values written to a fresh stack
+//! from outside it, the room `remaining_stack` reports, the high-water mark
+//! of what ran through `on_stack`, and stack sizes no pool can hold. Windows
+//! grows its stacks one guard page at a time, so each of these is where its
+//! accounting can part from the other targets'.
+#![cfg(feature = "default-stack")]
+
+use std::hint::black_box;
+use std::io;
+
+use stackswitch::stack::{DefaultStack, StackPool};
+use stackswitch::{on_stack, Coroutine, CoroutineResult, Yielder};
+
+/// A closure capturing `N` bytes runs on a fresh stack, and gets them all.
+fn run_closure_of<const N: usize>() {
+    let mut bytes = [0u8; N];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = (i % 251) as u8;
+    }
+    // Unoptimised code copies the closure several times on its way in.
+    let stack = DefaultStack::new(2 * 1024 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| {
+        let bytes = black_box(&bytes);
+        bytes.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8)
+    });
+    assert_eq!(coroutine.resume(()), CoroutineResult::Return(true), "{N}");
+}
+
+#[test]
+fn closures_of_4_to_64_kib_fit_on_a_fresh_stack() {
+    // Around each page boundary the closure (plus the stack's header) may
+    // cross; on Windows only the top page of a fresh stack is committed.
+    macro_rules! sizes {
+        ($($n:expr),*) => { $(run_closure_of::<{ $n }>();)* };
+    }
+    sizes!(
+        4000,
+        4016,
+        4032,
+        4064,
+        4080,
+        4096,
+        4112,
+        8000,
+        8112,
+        8192,
+        8208,
+        12288 - 96,
+        12288,
+        16 * 1024 - 16,
+        16 * 1024 + 16,
+        24 * 1024,
+        32 * 1024,
+        40 * 1024 + 48,
+        48 * 1024,
+        64 * 1024 - 96,
+        64 * 1024
+    );
+}
+
+#[test]
+fn small_closures_with_large_alignments_fit_on_a_fresh_stack() {
+    macro_rules! aligned {
+        ($($name:ident: $align:literal),*) => {$(
+            #[repr(align($align))]
+            struct $name([u8; 40]);
+            let value = $name([($align % 255) as u8 ^ 0x5a; 40]);
+            let mut coroutine = Coroutine::new(move |_: &Yielder<(), ()>, ()| {
+                let value = black_box(&value);
+                assert_eq!(value as *const $name as usize % $align, 0);
+                value.0.iter().map(|&b| b as usize).sum::<usize>()
+            });
+            let expected = (($align % 255) as u8 ^ 0x5a) as usize * 40;
+            assert_eq!(coroutine.resume(()).as_return(), Some(expected), "{}", $align);
+        )*};
+    }
+    aligned!(A16: 16, A32: 32, A64: 64, A128: 128, A256: 256, A512: 512, A1024: 1024,
+        A2048: 2048, A4096: 4096);
+}
+
+/// Input, yielded and returned values of `N` bytes (passed by address).
+fn pass_values_of<const N: usize>() {
+    let stack = DefaultStack::new(16 * 1024 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(
+        stack,
+        |yielder: &Yielder<[u8; N], [u8; N]>, input: [u8; N]| {
+            assert!(input.iter().all(|&b| b == 1), "{N}");
+            let again = yielder.suspend([2; N]);
+            assert!(again.iter().all(|&b| b == 3), "{N}");
+            [4; N]
+        },
+    );
+    let yielded = coroutine.resume([1; N]).as_yield().unwrap();
+    assert!(yielded.iter().all(|&b| b == 2), "{N}");
+    let returned = coroutine.resume([3; N]).as_return().unwrap();
+    assert!(returned.iter().all(|&b| b == 4), "{N}");
+}
+
+#[test]
+fn values_of_4_to_64_kib_cross_a_fresh_stack() {
+    // Unoptimised code copies each value several times on the way: give
+    // the parent's side room too.
+    std::thread::Builder::new()
+        .stack_size(32 * 1024 * 1024)
+        .spawn(|| {
+            pass_values_of::<4000>();
+            pass_values_of::<4096>();
+            pass_values_of::<8192>();
+            pass_values_of::<{ 32 * 1024 }>();
+            pass_values_of::<{ 64 * 1024 }>();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_reused_stack_takes_large_closures_again() {
+    // After a coroutine has run, the committed part may have moved (and the
+    // guard page with it): the next one's closure must still find memory.
+    let mut stack = DefaultStack::new(2 * 1024 * 1024).unwrap();
+    for size_kib in [1usize, 40, 8, 64] {
+        let mut coroutine = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| {
+            black_box([7u8; 64 * 1024])[..size_kib * 1024].len()
+        });
+        assert_eq!(coroutine.resume(()).as_return(), Some(size_kib * 1024));
+        stack = coroutine.into_stack();
+        let big = [9u8; 48 * 1024];
+        let mut coroutine = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| {
+            black_box(&big)[48 * 1024 - 1] as usize
+        });
+        assert_eq!(coroutine.resume(()).as_return(), Some(9));
+        stack = coroutine.into_stack();
+    }
+}
+
+#[inline(never)]
+fn remaining(yielder: &Yielder<(), ()>) -> usize {
+    black_box(yielder.remaining_stack())
+}
+
+#[test]
+fn remaining_stack_is_at_most_the_requested_size_on_every_target() {
+    let stack = DefaultStack::new(64 * 1024).unwrap();
+    let mut coroutine =
+        Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| remaining(yielder));
+    let left = coroutine.resume(()).as_return().unwrap();
+    // Guard pages and reserves the OS keeps for itself are not room; the
+    // header and the entry's frames take a little of the rest.
+    assert!(left <= 64 * 1024, "{left}");
+    assert!(left > 56 * 1024, "{left}");
+}
+
+/// Recursion of about 1 KiB per level that asks for a new segment whenever
+/// less than `RED_ZONE` is left.
+fn recurse_with_red_zone(yielder: &Yielder<(), ()>, n: u64) -> u64 {
+    const RED_ZONE: usize = 8 * 1024;
+    let frame = black_box([n; 128]);
+    if n == 0 {
+        return frame[0];
+    }
+    yielder.maybe_grow(RED_ZONE, 128 * 1024, || {
+        1 + recurse_with_red_zone(yielder, n - 1)
+    }) + frame[1]
+        - n
+}
+
+#[test]
+fn maybe_grow_with_a_small_red_zone_grows_before_the_stack_overflows() {
+    // 2,000 levels of a kilobyte or more: a 64 KiB stack overflows unless
+    // `remaining_stack` says when it is really running out.
+    let stack = DefaultStack::new(64 * 1024).unwrap();
+    let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), ()>, ()| {
+        recurse_with_red_zone(yielder, 2_000)
+    });
+    assert_eq!(coroutine.resume(()).as_return(), Some(2_000));
+}
+
+#[inline(never)]
+fn use_stack(bytes: usize) -> u8 {
+    let mut frame = [0u8; 16 * 1024];
+    frame[0] = 1;
+    black_box(&mut frame);
+    if bytes <= frame.len() {
+        frame[0]
+    } else {
+        use_stack(bytes - frame.len()) + frame[frame.len() - 1]
+    }
+}
+
+#[test]
+fn high_water_mark_counts_what_ran_through_on_stack() {
+    let mut stack = DefaultStack::new(1024 * 1024).unwrap();
+    assert_eq!(on_stack(&mut stack, || use_stack(500 * 1024)), 1);
+    let used = stack.high_water_mark();
+    assert!(used >= 500 * 1024 && used < 1024 * 1024, "{used}");
+    // And the stack is still whole: a coroutine runs there next, deeper.
+    let mut coroutine =
+        Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| use_stack(700 * 1024));
+    assert_eq!(coroutine.resume(()).as_return(), Some(1));
+    let used = coroutine.into_stack().high_water_mark();
+    assert!(used >= 700 * 1024 && used < 1024 * 1024, "{used}");
+}
+
+#[test]
+fn high_water_mark_counts_what_ran_through_on_stack_inside_a_coroutine() {
+    let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| {
+        let mut segment = DefaultStack::new(1024 * 1024).unwrap();
+        on_stack(&mut segment, || use_stack(300 * 1024));
+        segment.high_water_mark()
+    });
+    let used = coroutine.resume(()).as_return().unwrap();
+    assert!(used >= 300 * 1024 && used < 1024 * 1024, "{used}");
+}
+
+#[test]
+fn pools_and_stacks_of_impossible_sizes_are_invalid_input() {
+    for size in [usize::MAX, usize::MAX - 4095, usize::MAX / 2 + 1] {
+        let pool = StackPool::new(size).err().map(|e| e.kind());
+        assert_eq!(pool, Some(io::ErrorKind::InvalidInput), "{size:#x}");
+        let built = StackPool::builder(size).build().err().map(|e| e.kind());
+        assert_eq!(built, Some(io::ErrorKind::InvalidInput), "{size:#x}");
+    }
+    assert_eq!(
+        DefaultStack::new(usize::MAX).unwrap_err().kind(),
+        io::ErrorKind::InvalidInput
+    );
+}
