@@ -74,7 +74,7 @@ pub unsafe trait Stack {
     ///
     /// let stack = DefaultStack::new(64 * 1024).unwrap();
     /// let usable = stack.base().get() - stack.usable_limit().get();
-    /// assert!(usable >= 64 * 1024 && stack.usable_limit() > stack.limit());
+    /// assert!(usable >= 64 * 1024 && stack.usable_limit() >= stack.limit());
     /// ```
     ///
     /// [`Yielder::remaining_stack`]: crate::Yielder::remaining_stack

@@ -272,6 +272,11 @@ unsafe impl Stack for PooledStack {
         self.stack.limit()
     }
 
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        self.stack.usable_limit()
+    }
+
     #[cfg(windows)]
     #[inline]
     fn teb_fields(&self) -> super::StackTebFields {

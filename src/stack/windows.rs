@@ -105,11 +105,7 @@ pub(super) unsafe fn commit_down_to(fields: &mut StackTebFields, lowest: usize) 
         !VirtualAlloc(floor as *const _, len, MEM_COMMIT, PAGE_READWRITE).is_null()
             && VirtualProtect(floor as *const _, len, PAGE_READWRITE, &mut 0) != 0
     };
-    assert!(
-        committed,
-        "failed to commit coroutine stack memory: {}",
-        std::io::Error::last_os_error()
-    );
+    assert!(committed, "failed to commit coroutine stack memory");
     // A guard page below, unless that would be in the overflow reserve
     // (whose top the OS guards itself when the stack reaches it).
     let reserve = fields.GuaranteedStackBytes.max(page).next_multiple_of(page);
