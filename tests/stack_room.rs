@@ -238,3 +238,58 @@ fn pools_and_stacks_of_impossible_sizes_are_invalid_input() {
         io::ErrorKind::InvalidInput
     );
 }
+
+/// A stack whose top is `shift` bytes below that of the stack it borrows,
+/// to place frames at every offset within a page.
+#[cfg(windows)]
+struct Shifted<'a> {
+    stack: &'a mut DefaultStack,
+    shift: usize,
+}
+
+// SAFETY: a part of a valid stack, top lowered by a multiple of the
+// alignment; the TEB fields are the stack's own but for its base.
+#[cfg(windows)]
+unsafe impl stackswitch::stack::Stack for Shifted<'_> {
+    fn base(&self) -> stackswitch::stack::StackPointer {
+        let base = self.stack.base().get() - self.shift;
+        stackswitch::stack::StackPointer::new(base).unwrap()
+    }
+    fn limit(&self) -> stackswitch::stack::StackPointer {
+        self.stack.limit()
+    }
+    fn usable_limit(&self) -> stackswitch::stack::StackPointer {
+        self.stack.usable_limit()
+    }
+    fn teb_fields(&self) -> stackswitch::stack::StackTebFields {
+        stackswitch::stack::StackTebFields {
+            StackBase: self.base().get(),
+            ..self.stack.teb_fields()
+        }
+    }
+    fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
+        self.stack
+            .update_teb_fields(stack_limit, guaranteed_stack_bytes)
+    }
+}
+
+#[cfg(windows)]
+#[test]
+fn on_parent_stack_works_wherever_the_parent_stopped() {
+    use stackswitch::stack::STACK_ALIGNMENT;
+    // The parent runs on a fresh stack, so its committed part ends where
+    // it stopped to resume the coroutine; across a page of shifts, that is
+    // at every offset within a page, also just above its guard page.
+    for shift in (0..4096).step_by(STACK_ALIGNMENT) {
+        let mut coroutine = Coroutine::new(|yielder: &Yielder<(), ()>, ()| {
+            yielder.on_parent_stack(|| black_box(7u32))
+        });
+        let mut stack = DefaultStack::new(64 * 1024).unwrap();
+        let parent = Shifted {
+            stack: &mut stack,
+            shift,
+        };
+        let result = on_stack(parent, || coroutine.resume(()));
+        assert_eq!(result, CoroutineResult::Return(7), "{shift}");
+    }
+}

@@ -439,12 +439,15 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // Below the parent's frame record the stack is free. For
     // `call_on_stack`, the word at the top points at the parent's TEB
     // fields in the coroutine's header (link address at link + 24).
+    // The parent's stack may never have reached that word: it is
+    // committed first, as the parent's TEB fields (in the header) say.
     // SAFETY: `link` points at that frame record; the word written is free
     // parent stack.
     unsafe {
         let top = (link - 16) & !(STACK_ALIGNMENT - 1);
-        let link_addr = *((link + 24) as *const usize);
-        *(top as *mut usize) = link_addr + LINK - TEB_FIELDS;
+        let fields = *((link + 24) as *const usize) + LINK - TEB_FIELDS;
+        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
+        *(top as *mut usize) = fields;
         StackPointer::new_unchecked(top)
     }
 }

@@ -478,12 +478,15 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // stopped inside an asm block. For `call_on_stack`, the word at the top
     // points at the parent's TEB fields, kept in the coroutine's header,
     // whose link address is the first word of the frame record.
+    // The parent's stack may never have reached that word: it is
+    // committed first, as the parent's TEB fields (in the header) say.
     // SAFETY: `link` points at that frame record, and the word below it is
     // free parent stack.
     unsafe {
         let top = (link - 8) & !(STACK_ALIGNMENT - 1);
-        let link_addr = *(link as *const usize);
-        *(top as *mut usize) = link_addr + LINK - TEB_FIELDS;
+        let fields = *(link as *const usize) + LINK - TEB_FIELDS;
+        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
+        *(top as *mut usize) = fields;
         StackPointer::new_unchecked(top)
     }
 }

@@ -248,6 +248,21 @@ pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
     let _ = (base, value);
 }
 
+/// Makes `addr` writable on a stack that is not the running one, whose TEB
+/// fields are saved at `fields` (a coroutine's parent, which the switch code
+/// describes by the copy in the coroutine's header and puts back in the TEB
+/// when it runs again), before the running coroutine writes there.
+///
+/// # Safety
+/// `fields` must hold the saved fields of that stack, on which nothing
+/// lives at `addr` or below.
+#[cfg(windows)]
+#[inline]
+pub(crate) unsafe fn make_writable_saved(fields: *mut StackTebFields, addr: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { windows::commit_down_to(&mut *fields, addr) };
+}
+
 /// A stack lent to `arch::call_on_stack` (by `on_stack`), with the top to
 /// give it. On Windows the TEB must describe the stack while the function
 /// runs on it: its fields are stored at the top and the word at `top`
