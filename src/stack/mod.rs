@@ -229,23 +229,44 @@ pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
     #[cfg(windows)]
     {
         let lowest = value.saturating_sub(WRITTEN_BELOW_VALUE);
-        let live = crate::arch::current_teb_fields();
-        if live.StackBase == base.get() {
-            // A trap handler on the stack: the TEB describes it.
-            let mut fields = live;
-            // SAFETY: forwarded from the caller: the stack's own fields.
-            if unsafe { windows::commit_down_to(&mut fields, lowest) } {
-                // SAFETY: the pages above the new limit are committed.
-                unsafe { crate::arch::set_current_stack_limit(fields.StackLimit) };
-            }
-        } else {
-            // SAFETY: forwarded from the caller: the header holds the
-            // stack's fields (`commit_down_to` checks that they are its).
-            unsafe { windows::commit_down_to(&mut *crate::arch::teb_fields_slot(base), lowest) };
+        // SAFETY: forwarded from the caller: the header is the stack's.
+        let saved = unsafe { &*crate::arch::teb_fields_slot(base) };
+        // Usually all of it is committed already (the header holds the
+        // stack's fields while it is set up).
+        if saved.StackBase != base.get() || lowest < saved.StackLimit {
+            // SAFETY: forwarded from the caller.
+            unsafe { commit_for_write(base, lowest) };
         }
     }
     #[cfg(not(windows))]
     let _ = (base, value);
+}
+
+/// The slow path of `make_writable`.
+///
+/// # Safety
+/// As for `make_writable`, with `lowest` the lowest address to write.
+#[cfg(windows)]
+#[cold]
+#[inline(never)]
+unsafe fn commit_for_write(base: StackPointer, lowest: usize) {
+    let live = crate::arch::current_teb_fields();
+    if live.StackBase == base.get() {
+        // A trap handler on the stack: the TEB describes it.
+        let mut fields = live;
+        // SAFETY: forwarded from the caller: the stack's own fields.
+        if unsafe { windows::commit_down_to(&mut fields, lowest) } {
+            // SAFETY: the pages above the new limit are committed.
+            unsafe { crate::arch::set_current_stack_limit(fields.StackLimit) };
+        }
+    } else {
+        // SAFETY: forwarded from the caller: the header is the stack's.
+        let saved = unsafe { &mut *crate::arch::teb_fields_slot(base) };
+        if saved.StackBase == base.get() {
+            // SAFETY: forwarded from the caller: the stack's own fields.
+            unsafe { windows::commit_down_to(saved, lowest) };
+        }
+    }
 }
 
 /// Makes `addr` writable on a stack that is not the running one, whose TEB
