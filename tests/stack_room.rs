@@ -293,3 +293,105 @@ fn on_parent_stack_works_wherever_the_parent_stopped() {
         assert_eq!(result, CoroutineResult::Return(7), "{shift}");
     }
 }
+
+/// A user stack: a bare reservation with nothing committed yet, as its TEB
+/// fields say, for Windows to grow as it grows a thread's stack.
+#[cfg(windows)]
+struct ReservedStack {
+    bottom: usize,
+    len: usize,
+    stack_limit: usize,
+    guarantee: usize,
+}
+
+#[cfg(windows)]
+mod memory {
+    use core::ffi::c_void;
+    pub const MEM_RESERVE: u32 = 0x2000;
+    pub const MEM_RELEASE: u32 = 0x8000;
+    pub const PAGE_READWRITE: u32 = 0x04;
+    #[link(name = "kernel32")]
+    extern "system" {
+        pub fn VirtualAlloc(
+            address: *const c_void,
+            size: usize,
+            kind: u32,
+            protect: u32,
+        ) -> *mut c_void;
+        pub fn VirtualFree(address: *mut c_void, size: usize, kind: u32) -> i32;
+    }
+}
+
+#[cfg(windows)]
+impl ReservedStack {
+    fn new(len: usize) -> Self {
+        // SAFETY: a fresh reservation aliases nothing.
+        let bottom = unsafe {
+            memory::VirtualAlloc(
+                std::ptr::null(),
+                len,
+                memory::MEM_RESERVE,
+                memory::PAGE_READWRITE,
+            )
+        } as usize;
+        assert_ne!(bottom, 0);
+        ReservedStack {
+            bottom,
+            len,
+            stack_limit: bottom + len,
+            guarantee: 0x5000,
+        }
+    }
+}
+
+#[cfg(windows)]
+impl Drop for ReservedStack {
+    fn drop(&mut self) {
+        // SAFETY: our own reservation, unused now.
+        unsafe { memory::VirtualFree(self.bottom as *mut _, 0, memory::MEM_RELEASE) };
+    }
+}
+
+// SAFETY: the reservation lives as long as the value; Windows commits it
+// from the top as code reaches down (the TEB fields describe it), and what
+// lies below the committed part faults until then.
+#[cfg(windows)]
+unsafe impl stackswitch::stack::Stack for ReservedStack {
+    fn base(&self) -> stackswitch::stack::StackPointer {
+        stackswitch::stack::StackPointer::new(self.bottom + self.len).unwrap()
+    }
+    fn limit(&self) -> stackswitch::stack::StackPointer {
+        stackswitch::stack::StackPointer::new(self.bottom).unwrap()
+    }
+    fn usable_limit(&self) -> stackswitch::stack::StackPointer {
+        stackswitch::stack::StackPointer::new(self.bottom + 2 * 4096 + self.guarantee).unwrap()
+    }
+    fn teb_fields(&self) -> stackswitch::stack::StackTebFields {
+        stackswitch::stack::StackTebFields {
+            StackBase: self.bottom + self.len,
+            StackLimit: self.stack_limit,
+            DeallocationStack: self.bottom,
+            GuaranteedStackBytes: self.guarantee,
+        }
+    }
+    fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
+        self.stack_limit = stack_limit;
+        self.guarantee = guaranteed_stack_bytes;
+    }
+}
+
+#[cfg(windows)]
+#[test]
+fn a_user_stack_with_nothing_committed_yet_runs_a_coroutine() {
+    let bytes = [5u8; 10_000];
+    let stack = ReservedStack::new(1024 * 1024);
+    let mut coroutine = Coroutine::with_stack(stack, move |_: &Yielder<(), ()>, ()| {
+        let sum = black_box(&bytes).iter().map(|&b| b as usize).sum::<usize>();
+        sum + use_stack(100 * 1024) as usize
+    });
+    assert_eq!(coroutine.resume(()).as_return(), Some(50_001));
+    // What the OS committed on the way came back to the stack.
+    let stack = coroutine.into_stack();
+    let committed = stack.bottom + stack.len - stack.stack_limit;
+    assert!(committed >= 100 * 1024, "{committed}");
+}

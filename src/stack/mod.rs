@@ -174,9 +174,16 @@ pub use self::pool::{PooledStack, StackPool, StackPoolBuilder};
 #[inline(always)]
 pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
     #[cfg(windows)]
-    // SAFETY: the header of an unused stack is ours to write.
+    // SAFETY: the header of an unused stack is ours to write, once committed
+    // (a stack may not have committed any of it yet).
     unsafe {
-        *crate::arch::teb_fields_slot(stack.base()) = stack.teb_fields();
+        let mut fields = stack.teb_fields();
+        // The header, and the generic state below it.
+        let lowest = stack.base().get() - crate::arch::STACK_HEADER_SIZE - WRITTEN_BELOW_VALUE;
+        if lowest < fields.StackLimit {
+            windows::commit_down_to(&mut fields, lowest);
+        }
+        *crate::arch::teb_fields_slot(stack.base()) = fields;
     }
     #[cfg(not(windows))]
     let _ = stack;
@@ -201,7 +208,8 @@ pub(crate) unsafe fn detach_os_state<S: Stack + ?Sized>(stack: &mut S) {
 }
 
 /// Bytes below a value moved to a stack's top (`coroutine::move_to_stack_top`)
-/// that the arch's `init_stack` or `trap_regs` may write next: a few words.
+/// that the arch's `init_stack` or `trap_regs` may write next, or below the
+/// arch header that the generic state takes: a few words.
 #[cfg(windows)]
 const WRITTEN_BELOW_VALUE: usize = 64;
 
