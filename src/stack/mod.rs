@@ -85,6 +85,15 @@ pub unsafe trait Stack {
 
     /// The Thread Environment Block fields that describe this stack, for
     /// Windows to see while a coroutine runs on it.
+    ///
+    /// Laid out as a Windows thread stack: reserved from
+    /// `DeallocationStack` to `StackBase`, committed from `StackLimit` up
+    /// (a guard page may lie just below). Windows commits more as code
+    /// running on the stack reaches down; before this crate writes below
+    /// `StackLimit` from outside the stack (a large closure at creation),
+    /// it commits the pages itself in the same way, and the new limit comes
+    /// back through [`update_teb_fields`](Self::update_teb_fields). A stack
+    /// that is committed whole reports `StackLimit` = `DeallocationStack`.
     #[cfg(windows)]
     fn teb_fields(&self) -> StackTebFields;
 
