@@ -936,8 +936,12 @@ pub(crate) unsafe fn move_to_stack_top<T>(
     }
     let addr = closure_addr::<T>(base);
     // SAFETY: `addr` is aligned and within the stack's usable part (above
-    // `usable_limit`), with nothing running on it (caller).
-    unsafe { ptr::write(addr as *mut T, value) };
+    // `usable_limit`), with nothing running on it (caller); the OS is made
+    // to provide it first.
+    unsafe {
+        stack::make_writable(base, addr);
+        ptr::write(addr as *mut T, value)
+    };
     addr
 }
 
@@ -1193,7 +1197,8 @@ where
     unsafe {
         unwind::prepare_unwinder_for(stack.base().get() - stack.usable_limit().get());
         let bounds = sanitizer::StackBounds::new(stack.limit(), stack.base());
-        call_on_stack_top(stack::call_top(&stack), bounds, f, shadow)
+        let call = stack::StackCall::new(&mut stack);
+        call_on_stack_top(call.top(), bounds, f, shadow)
     }
 }
 

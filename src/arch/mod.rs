@@ -107,12 +107,12 @@ select_arch! {
 pub use imp::TrapHandlerRegs;
 // Windows arches also keep the TEB fields of a stack in its header, where
 // the stack module's hooks read and write them.
-#[cfg(windows)]
-pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
     current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
     MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
+#[cfg(windows)]
+pub(crate) use imp::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
 
 // Hardware shadow stacks (return addresses kept where ordinary stores
 // cannot reach, checked by every return): an arch that knows of them says

@@ -293,6 +293,49 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
     )
 }
 
+/// The current thread's TEB stack fields (those of the stack it runs on).
+#[inline]
+pub fn current_teb_fields() -> StackTebFields {
+    let (base, limit, deallocation, guaranteed): (usize, usize, usize, u32);
+    // SAFETY: reads the current thread's own TEB.
+    unsafe {
+        asm!(
+            "mov {base}, qword ptr gs:[0x08]",
+            "mov {limit}, qword ptr gs:[0x10]",
+            "mov {deallocation}, qword ptr gs:[0x1478]",
+            "mov {guaranteed:e}, dword ptr gs:[0x1748]",
+            base = out(reg) base,
+            limit = out(reg) limit,
+            deallocation = out(reg) deallocation,
+            guaranteed = out(reg) guaranteed,
+            options(nostack, readonly, preserves_flags),
+        );
+    }
+    StackTebFields {
+        StackBase: base,
+        StackLimit: limit,
+        DeallocationStack: deallocation,
+        GuaranteedStackBytes: guaranteed as usize,
+    }
+}
+
+/// Sets the current thread's TEB StackLimit.
+///
+/// # Safety
+/// `limit` must be the lowest committed address of the stack the thread
+/// runs on, above its guard page.
+#[inline]
+pub unsafe fn set_current_stack_limit(limit: usize) {
+    // SAFETY: forwarded from the caller; writes the thread's own TEB.
+    unsafe {
+        asm!(
+            "mov qword ptr gs:[0x10], {}",
+            in(reg) limit,
+            options(nostack, preserves_flags),
+        );
+    }
+}
+
 /// Address of the saved TEB fields in the header of the stack with `base`.
 #[inline]
 pub fn teb_fields_slot(base: StackPointer) -> *mut StackTebFields {
@@ -435,12 +478,15 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // stopped inside an asm block. For `call_on_stack`, the word at the top
     // points at the parent's TEB fields, kept in the coroutine's header,
     // whose link address is the first word of the frame record.
+    // The parent's stack may never have reached that word: it is
+    // committed first, as the parent's TEB fields (in the header) say.
     // SAFETY: `link` points at that frame record, and the word below it is
     // free parent stack.
     unsafe {
         let top = (link - 8) & !(STACK_ALIGNMENT - 1);
-        let link_addr = *(link as *const usize);
-        *(top as *mut usize) = link_addr + LINK - TEB_FIELDS;
+        let fields = *(link as *const usize) + LINK - TEB_FIELDS;
+        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
+        *(top as *mut usize) = fields;
         StackPointer::new_unchecked(top)
     }
 }

@@ -128,6 +128,15 @@ pub unsafe trait Stack {
 
     /// The Thread Environment Block fields that describe this stack, for
     /// Windows to see while a coroutine runs on it.
+    ///
+    /// Laid out as a Windows thread stack: reserved from
+    /// `DeallocationStack` to `StackBase`, committed from `StackLimit` up
+    /// (a guard page may lie just below). Windows commits more as code
+    /// running on the stack reaches down; before this crate writes below
+    /// `StackLimit` from outside the stack (a large closure at creation),
+    /// it commits the pages itself in the same way, and the new limit comes
+    /// back through [`update_teb_fields`](Self::update_teb_fields). A stack
+    /// that is committed whole reports `StackLimit` = `DeallocationStack`.
     #[cfg(windows)]
     fn teb_fields(&self) -> StackTebFields;
 
@@ -190,14 +199,15 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
     }
 }
 
-// The OS layer: `DefaultStack` and the slabs of `StackPool`.
+// The OS layer: `DefaultStack` and the slabs of `StackPool` (on Windows
+// also the committing of any stack, so that module is always there).
 #[cfg(all(feature = "default-stack", unix))]
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
 use self::unix as sys;
 #[cfg(all(feature = "default-stack", unix))]
 mod valgrind;
-#[cfg(all(feature = "default-stack", windows))]
+#[cfg(windows)]
 mod windows;
 #[cfg(feature = "default-stack")]
 pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};
@@ -233,9 +243,16 @@ pub(crate) fn no_shadow_stack() -> ! {
 #[inline(always)]
 pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
     #[cfg(windows)]
-    // SAFETY: the header of an unused stack is ours to write.
+    // SAFETY: the header of an unused stack is ours to write, once committed
+    // (a stack may not have committed any of it yet).
     unsafe {
-        *crate::arch::teb_fields_slot(stack.base()) = stack.teb_fields();
+        let mut fields = stack.teb_fields();
+        // The header, and the generic state below it.
+        let lowest = stack.base().get() - crate::arch::STACK_HEADER_SIZE - WRITTEN_BELOW_VALUE;
+        if lowest < fields.StackLimit {
+            windows::commit_down_to(&mut fields, lowest);
+        }
+        *crate::arch::teb_fields_slot(stack.base()) = fields;
     }
     #[cfg(not(windows))]
     let _ = stack;
@@ -259,27 +276,145 @@ pub(crate) unsafe fn detach_os_state<S: Stack + ?Sized>(stack: &mut S) {
     let _ = stack;
 }
 
-/// The top to give `arch::call_on_stack` for running a function on `stack`.
+/// Bytes below a value moved to a stack's top (`coroutine::move_to_stack_top`)
+/// that the arch's `init_stack` or `trap_regs` may write next, or below the
+/// arch header that the generic state takes: a few words.
+#[cfg(windows)]
+const WRITTEN_BELOW_VALUE: usize = 64;
+
+/// Makes the top of the stack with base `base` writable down to `value`
+/// (and the few words below it that an entry writes), before a value is
+/// written there from outside the stack: by a coroutine's creation or by a
+/// trap handler redirecting it.
 ///
-/// On Windows the TEB must describe the stack while the function runs on it:
-/// its fields are stored at the top and the word at the returned address
-/// points at them, where the arch's `call_on_stack` looks for them.
+/// Windows commits a stack one guard page at a time as code running on it
+/// touches them, in order. A write from elsewhere (a `memcpy` of a large
+/// closure starts at its lowest address) would hit the guard page as an
+/// exception of its own, or skip it into reserved memory. So the pages are
+/// committed here, a guard page put below them, and StackLimit moved as the
+/// OS would have: in the stack's header while it is not running (its
+/// fields, from `attach_os_state`, go back to the stack when it is
+/// detached), in the TEB while a trap handler runs on it. Elsewhere stacks
+/// are plain memory and this does nothing.
 ///
 /// # Safety
-/// Nothing may be running on `stack`: its top is overwritten.
+/// `base` must be the base of a coroutine stack that is being set up
+/// (`attach_os_state` done) or that trapped and runs the handler; `value`
+/// must lie within its usable part.
 #[inline(always)]
-pub(crate) unsafe fn call_top<S: Stack + ?Sized>(stack: &S) -> StackPointer {
+pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
     #[cfg(windows)]
-    // SAFETY: the top of an unused stack is ours to write; the fields and the
-    // pointer lie within its first MIN_STACK_SIZE bytes.
-    unsafe {
-        let fields =
-            (stack.base().get() - core::mem::size_of::<StackTebFields>()) & !(STACK_ALIGNMENT - 1);
-        *(fields as *mut StackTebFields) = stack.teb_fields();
-        let top = (fields - core::mem::size_of::<usize>()) & !(STACK_ALIGNMENT - 1);
-        *(top as *mut usize) = fields;
-        StackPointer::new_unchecked(top)
+    {
+        let lowest = value.saturating_sub(WRITTEN_BELOW_VALUE);
+        // SAFETY: forwarded from the caller: the header is the stack's.
+        let saved = unsafe { &*crate::arch::teb_fields_slot(base) };
+        // Usually all of it is committed already (the header holds the
+        // stack's fields while it is set up).
+        if saved.StackBase != base.get() || lowest < saved.StackLimit {
+            // SAFETY: forwarded from the caller.
+            unsafe { commit_for_write(base, lowest) };
+        }
     }
     #[cfg(not(windows))]
-    stack.base()
+    let _ = (base, value);
+}
+
+/// The slow path of `make_writable`.
+///
+/// # Safety
+/// As for `make_writable`, with `lowest` the lowest address to write.
+#[cfg(windows)]
+#[cold]
+#[inline(never)]
+unsafe fn commit_for_write(base: StackPointer, lowest: usize) {
+    let live = crate::arch::current_teb_fields();
+    if live.StackBase == base.get() {
+        // A trap handler on the stack: the TEB describes it.
+        let mut fields = live;
+        // SAFETY: forwarded from the caller: the stack's own fields.
+        if unsafe { windows::commit_down_to(&mut fields, lowest) } {
+            // SAFETY: the pages above the new limit are committed.
+            unsafe { crate::arch::set_current_stack_limit(fields.StackLimit) };
+        }
+    } else {
+        // SAFETY: forwarded from the caller: the header is the stack's.
+        let saved = unsafe { &mut *crate::arch::teb_fields_slot(base) };
+        if saved.StackBase == base.get() {
+            // SAFETY: forwarded from the caller: the stack's own fields.
+            unsafe { windows::commit_down_to(saved, lowest) };
+        }
+    }
+}
+
+/// Makes `addr` writable on a stack that is not the running one, whose TEB
+/// fields are saved at `fields` (a coroutine's parent, which the switch code
+/// describes by the copy in the coroutine's header and puts back in the TEB
+/// when it runs again), before the running coroutine writes there.
+///
+/// # Safety
+/// `fields` must hold the saved fields of that stack, on which nothing
+/// lives at `addr` or below.
+#[cfg(windows)]
+#[inline]
+pub(crate) unsafe fn make_writable_saved(fields: *mut StackTebFields, addr: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { windows::commit_down_to(&mut *fields, addr) };
+}
+
+/// A stack lent to `arch::call_on_stack` (by `on_stack`), with the top to
+/// give it. On Windows the TEB must describe the stack while the function
+/// runs on it: its fields are stored at the top and the word at `top`
+/// points at them, where the arch's `call_on_stack` looks for them; the OS
+/// may move them (growing the stack) during the call, so dropping this
+/// hands them back to the stack, also when the function panicked.
+pub(crate) struct StackCall<'a, S: Stack + ?Sized> {
+    #[cfg_attr(not(windows), allow(dead_code))]
+    stack: &'a mut S,
+    top: StackPointer,
+}
+
+impl<'a, S: Stack + ?Sized> StackCall<'a, S> {
+    /// # Safety
+    /// Nothing may be running on `stack`: its top is overwritten.
+    #[inline(always)]
+    pub(crate) unsafe fn new(stack: &'a mut S) -> Self {
+        #[cfg(windows)]
+        // SAFETY: the top of an unused stack is ours to write, once
+        // committed.
+        let top = unsafe {
+            let fields = (stack.base().get() - core::mem::size_of::<StackTebFields>())
+                & !(STACK_ALIGNMENT - 1);
+            let top = (fields - core::mem::size_of::<usize>()) & !(STACK_ALIGNMENT - 1);
+            let mut own = stack.teb_fields();
+            if windows::commit_down_to(&mut own, top) {
+                stack.update_teb_fields(own.StackLimit, own.GuaranteedStackBytes);
+            }
+            *(fields as *mut StackTebFields) = stack.teb_fields();
+            *(top as *mut usize) = fields;
+            StackPointer::new_unchecked(top)
+        };
+        #[cfg(not(windows))]
+        let top = stack.base();
+        StackCall { stack, top }
+    }
+
+    /// The top to give `arch::call_on_stack`.
+    #[inline(always)]
+    pub(crate) fn top(&self) -> StackPointer {
+        self.top
+    }
+}
+
+impl<S: Stack + ?Sized> Drop for StackCall<'_, S> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        #[cfg(windows)]
+        // SAFETY: `new` stored the fields' address at `top`, and the arch's
+        // `call_on_stack` left the stack's final fields there.
+        unsafe {
+            let fields = **(self.top.get() as *const *const StackTebFields);
+            self.stack
+                .update_teb_fields(fields.StackLimit, fields.GuaranteedStackBytes);
+        }
+    }
 }

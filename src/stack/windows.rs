@@ -1,4 +1,5 @@
-//! [`DefaultStack`] on Windows: a reservation laid out like a Windows thread
+//! Windows stacks: committing any stack's top ahead of writes from outside
+//! it, and [`DefaultStack`], a reservation laid out like a Windows thread
 //! stack, so the OS grows it on demand and reports its overflow.
 //!
 //! ```text
@@ -8,6 +9,8 @@
 //!                    | guard page (PAGE_GUARD)   |  moved down by the OS as
 //!                    +---------------------------+  the stack grows
 //!                    | reserved, not committed   |
+//!  usable_limit ──►  +---------------------------+
+//!                    | last guard page           |
 //!                    +---------------------------+
 //!                    | guarantee (`guarantee`    |  when the guard page reaches
 //!                    | bytes)                    |  this zone the OS commits it
@@ -20,45 +23,34 @@
 //! code swaps the TEB fields), so the OS treats guard-page faults on it as
 //! stack growth, exactly as for a thread's own stack.
 
+use core::ffi::c_void;
+#[cfg(feature = "default-stack")]
 use core::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "default-stack")]
 use std::io;
 
-use windows_sys::Win32::System::Memory::{
-    VirtualAlloc, VirtualFree, VirtualProtect, MEM_COMMIT, MEM_RELEASE, MEM_RESERVE, PAGE_GUARD,
-    PAGE_READWRITE,
-};
+#[cfg(feature = "default-stack")]
+use windows_sys::Win32::System::Memory::{VirtualFree, MEM_RELEASE, MEM_RESERVE};
+#[cfg(feature = "default-stack")]
 use windows_sys::Win32::System::SystemInformation::{GetSystemInfo, SYSTEM_INFO};
 
-use super::{Stack, StackPointer, StackTebFields, MIN_STACK_SIZE};
+use super::StackTebFields;
+#[cfg(feature = "default-stack")]
+use super::{Stack, StackPointer, MIN_STACK_SIZE};
 
-/// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
-/// [`DefaultStack::default`].
-pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
-
-/// Bytes kept in reserve for handling a stack overflow (the vectored
-/// exception handlers run on the overflowed stack). Rust's std asks
-/// `SetThreadStackGuarantee` for 20 KiB for its own threads; we do the same.
-const GUARANTEE: usize = 0x5000;
-
-/// A stack reserved with `VirtualAlloc`, committed on demand behind a
-/// `PAGE_GUARD` page, as Windows does for thread stacks.
-#[derive(Debug)]
-pub struct DefaultStack {
-    /// Top of the reservation (highest address, exclusive).
-    base: StackPointer,
-    /// Length of the reservation.
-    len: usize,
-    /// Lowest committed address: the TEB's StackLimit while running on it.
-    stack_limit: usize,
-    /// The TEB's GuaranteedStackBytes for this stack.
-    guarantee: usize,
+// The few memory calls that committing needs, declared here because this
+// part is built without the `default-stack` feature (and its `windows-sys`)
+// too: user stacks need it as much.
+const MEM_COMMIT: u32 = 0x1000;
+const PAGE_READWRITE: u32 = 0x04;
+const PAGE_GUARD: u32 = 0x100;
+#[link(name = "kernel32")]
+extern "system" {
+    fn VirtualAlloc(address: *const c_void, size: usize, kind: u32, protect: u32) -> *mut c_void;
+    fn VirtualProtect(address: *const c_void, size: usize, protect: u32, old: *mut u32) -> i32;
 }
 
-// SAFETY: the stack is plain memory that this value owns exclusively.
-unsafe impl Send for DefaultStack {}
-// SAFETY: `&DefaultStack` only gives out addresses.
-unsafe impl Sync for DefaultStack {}
-
+#[cfg(feature = "default-stack")]
 fn page_size() -> usize {
     static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE_SIZE.load(Ordering::Relaxed);
@@ -75,6 +67,99 @@ fn page_size() -> usize {
     size
 }
 
+/// Windows has 4 KiB pages on every CPU it runs on.
+#[cfg(not(feature = "default-stack"))]
+fn page_size() -> usize {
+    4096
+}
+
+/// Commits the stack that `fields` describe from `lowest` (rounded down to
+/// its page) up to its StackLimit, makes the page below a guard page, and
+/// lowers StackLimit to match: what the OS does when code running on the
+/// stack reaches down there one page at a time. Returns whether it changed
+/// anything: not if `lowest` is committed already or outside the growable
+/// part of the stack.
+///
+/// # Safety
+/// `fields` must describe a stack laid out as Windows stacks are (reserved
+/// from DeallocationStack to StackBase, committed from StackLimit up), on
+/// which nothing lives below StackLimit.
+///
+/// # Panics
+/// If the OS refuses to commit the memory.
+pub(super) unsafe fn commit_down_to(fields: &mut StackTebFields, lowest: usize) -> bool {
+    let page = page_size();
+    let floor = lowest & !(page - 1);
+    if floor >= fields.StackLimit
+        || floor <= fields.DeallocationStack
+        || fields.StackLimit > fields.StackBase
+    {
+        return false;
+    }
+    let len = fields.StackLimit - floor;
+    // Committing leaves the old guard page (just below StackLimit) as it
+    // was: the protection clears it.
+    // SAFETY: forwarded from the caller: these pages are the stack's own,
+    // unused.
+    let committed = unsafe {
+        !VirtualAlloc(floor as *const _, len, MEM_COMMIT, PAGE_READWRITE).is_null()
+            && VirtualProtect(floor as *const _, len, PAGE_READWRITE, &mut 0) != 0
+    };
+    assert!(committed, "failed to commit coroutine stack memory");
+    // A guard page below, unless that would be in the overflow reserve
+    // (whose top the OS guards itself when the stack reaches it).
+    let reserve = fields.GuaranteedStackBytes.max(page).next_multiple_of(page);
+    let guard = floor - page;
+    if guard >= fields.DeallocationStack + page + reserve {
+        // SAFETY: as above. Without it an overflow still faults, in
+        // reserved memory, so a failure is not fatal.
+        unsafe {
+            VirtualAlloc(
+                guard as *const _,
+                page,
+                MEM_COMMIT,
+                PAGE_READWRITE | PAGE_GUARD,
+            )
+        };
+    }
+    fields.StackLimit = floor;
+    true
+}
+
+#[cfg(feature = "default-stack")]
+/// Size of the stack used by [`Coroutine::new`](crate::Coroutine::new) and
+/// [`DefaultStack::default`].
+pub const DEFAULT_STACK_SIZE: usize = 1024 * 1024;
+
+#[cfg(feature = "default-stack")]
+/// Bytes kept in reserve for handling a stack overflow (the vectored
+/// exception handlers run on the overflowed stack). Rust's std asks
+/// `SetThreadStackGuarantee` for 20 KiB for its own threads; we do the same.
+const GUARANTEE: usize = 0x5000;
+
+#[cfg(feature = "default-stack")]
+/// A stack reserved with `VirtualAlloc`, committed on demand behind a
+/// `PAGE_GUARD` page, as Windows does for thread stacks.
+#[derive(Debug)]
+pub struct DefaultStack {
+    /// Top of the reservation (highest address, exclusive).
+    base: StackPointer,
+    /// Length of the reservation.
+    len: usize,
+    /// Lowest committed address: the TEB's StackLimit while running on it.
+    stack_limit: usize,
+    /// The TEB's GuaranteedStackBytes for this stack.
+    guarantee: usize,
+}
+
+#[cfg(feature = "default-stack")]
+// SAFETY: the stack is plain memory that this value owns exclusively.
+unsafe impl Send for DefaultStack {}
+#[cfg(feature = "default-stack")]
+// SAFETY: `&DefaultStack` only gives out addresses.
+unsafe impl Sync for DefaultStack {}
+
+#[cfg(feature = "default-stack")]
 impl DefaultStack {
     /// Allocates a stack with at least `size` usable bytes (rounded up to
     /// whole pages), plus the overflow guarantee and a never-committed page
@@ -91,21 +176,9 @@ impl DefaultStack {
     /// assert!(DefaultStack::new(MIN_STACK_SIZE - 1).is_err());
     /// ```
     pub fn new(size: usize) -> io::Result<Self> {
-        if size < MIN_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
-            ));
-        }
+        let len = reservation_len(size)?;
         let page = page_size();
         let guarantee = GUARANTEE.next_multiple_of(page);
-        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows");
-        let usable = size.checked_next_multiple_of(page).ok_or_else(too_big)?;
-        // Usable part, one guard page below it at the start, the guarantee,
-        // and the hard bottom page.
-        let len = usable
-            .checked_add(2 * page + guarantee)
-            .ok_or_else(too_big)?;
 
         // SAFETY: a fresh reservation aliases nothing.
         let reservation =
@@ -170,6 +243,30 @@ impl DefaultStack {
     }
 }
 
+/// Length of the reservation for a stack of `size` usable bytes: the usable
+/// part rounded up to pages, the guard page below it, the guarantee, and the
+/// page that is never committed.
+///
+/// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
+/// [`MIN_STACK_SIZE`] or more than any address space holds.
+#[cfg(feature = "default-stack")]
+fn reservation_len(size: usize) -> io::Result<usize> {
+    if size < MIN_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "stack size is below stackswitch::stack::MIN_STACK_SIZE",
+        ));
+    }
+    let page = page_size();
+    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size is too large");
+    size.checked_next_multiple_of(page)
+        .and_then(|usable| usable.checked_add(2 * page + GUARANTEE.next_multiple_of(page)))
+        // No object may span more than half the address space.
+        .filter(|&len| len <= isize::MAX as usize)
+        .ok_or_else(too_big)
+}
+
+#[cfg(feature = "default-stack")]
 impl Default for DefaultStack {
     /// A stack of [`DEFAULT_STACK_SIZE`] bytes.
     ///
@@ -180,6 +277,7 @@ impl Default for DefaultStack {
     }
 }
 
+#[cfg(feature = "default-stack")]
 impl Drop for DefaultStack {
     fn drop(&mut self) {
         // SAFETY: this is exactly the reservation made in `new`, and nothing
@@ -191,6 +289,7 @@ impl Drop for DefaultStack {
     }
 }
 
+#[cfg(feature = "default-stack")]
 // SAFETY: the reservation lives as long as `self`; at least MIN_STACK_SIZE
 // bytes are usable (committed now or on first touch); below the usable part
 // lie the guard page, then the guarantee (committed only on overflow, which
@@ -205,6 +304,15 @@ unsafe impl Stack for DefaultStack {
     fn limit(&self) -> StackPointer {
         // SAFETY: inside the reservation, so not zero.
         unsafe { StackPointer::new_unchecked(self.base.get() - self.len) }
+    }
+
+    /// Above the last guard page, the guarantee and the page never
+    /// committed: the OS raises STATUS_STACK_OVERFLOW when code reaches
+    /// below it, so that is no room for code.
+    #[inline]
+    fn usable_limit(&self) -> StackPointer {
+        // SAFETY: inside the reservation, so not zero.
+        unsafe { StackPointer::new_unchecked(self.hard_bottom() + self.guarantee + page_size()) }
     }
 
     #[inline]
@@ -236,6 +344,7 @@ unsafe impl Stack for DefaultStack {
     }
 }
 
+#[cfg(feature = "default-stack")]
 impl DefaultStack {
     /// Bytes of the stack that code has used: the part Windows has
     /// committed as the stack grew, so a whole number of pages (at least
@@ -259,23 +368,22 @@ impl DefaultStack {
     }
 }
 
+#[cfg(feature = "default-stack")]
 /// Stacks for [`StackPool`](super::StackPool): on Windows, one reservation
 /// each (a reservation cannot hold several growable stacks).
 pub(crate) type PoolStack = DefaultStack;
 
+#[cfg(feature = "default-stack")]
 /// Hands out the pool's stacks.
 pub(crate) struct StackSource {
     stack_size: usize,
 }
 
+#[cfg(feature = "default-stack")]
 impl StackSource {
     pub(crate) fn new(stack_size: usize, _stacks_per_slab: usize) -> io::Result<Self> {
-        if stack_size < MIN_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
-            ));
-        }
+        // The size is checked now, as it is where stacks share slabs.
+        reservation_len(stack_size)?;
         Ok(StackSource { stack_size })
     }
 
@@ -291,6 +399,7 @@ impl StackSource {
     }
 }
 
+#[cfg(feature = "default-stack")]
 /// Guard pages are never lightweight (page-table markers) on Windows.
 pub(crate) fn guards_are_lightweight() -> bool {
     false
