@@ -2,14 +2,15 @@
 //! on every target (tokio and the `futures` executor: see `integration/`).
 #![cfg(feature = "default-stack")]
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::mem::size_of;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+#[cfg(feature = "unwind")]
+use std::{cell::Cell, rc::Rc};
 
 use stackswitch::future::StackFuture;
 

@@ -122,8 +122,7 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
 use self::unix as sys;
-#[cfg(all(feature = "default-stack", unix))]
-mod valgrind;
+pub mod valgrind;
 #[cfg(all(feature = "default-stack", windows))]
 mod windows;
 #[cfg(feature = "default-stack")]
