@@ -86,7 +86,8 @@ macro_rules! scoped_coroutine_struct {
         /// // error: `text` does not live long enough
         /// ```
         ///
-        /// or was started inside another scoped coroutine's function:
+        /// or is held by another scoped coroutine's function, which starts it
+        /// and suspends in its scope when run:
         ///
         /// ```compile_fail,E0597
         /// # use stackswitch::{ScopedCoroutine, Yielder};

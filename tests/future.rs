@@ -266,3 +266,70 @@ fn block_on_in_a_destructor_while_the_future_is_dropped_panics() {
         "block_on in a destructor during the drop: {message}"
     );
 }
+
+#[cfg(feature = "unwind")]
+#[test]
+fn polling_after_a_panic_or_completion_panics_clearly() {
+    let mut future = Box::pin(StackFuture::new(|s| {
+        s.block_on(countdown(1, ()));
+        panic!("inside");
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = future.as_mut().poll(&mut cx);
+    }));
+    assert!(caught.is_err());
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = future.as_mut().poll(&mut cx);
+    }));
+    let payload = again.unwrap_err();
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(message.contains("after completion"), "{message}");
+}
+
+#[test]
+fn outputs_and_awaited_values_of_any_size_and_alignment() {
+    #[derive(Debug, PartialEq)]
+    #[repr(align(4096))]
+    struct PageAligned(u64);
+    let future = StackFuture::new(|s| {
+        s.block_on(countdown(1, ()));
+        let aligned = s.block_on(countdown(1, Box::new(PageAligned(5))));
+        let big = s.block_on(async { [3u8; 64 * 1024] });
+        PageAligned(aligned.0 + big.iter().map(|&b| b as u64).sum::<u64>())
+    });
+    let (output, _) = run(future);
+    assert_eq!(std::ptr::from_ref(&output) as usize % 4096, 0);
+    assert_eq!(output, PageAligned(5 + 3 * 64 * 1024));
+}
+
+#[test]
+fn a_stack_future_awaited_inside_another() {
+    let future = StackFuture::new(|outer| {
+        let inner = StackFuture::new(|inner| inner.block_on(countdown(2, 20)) + 1);
+        outer.block_on(inner) * 2
+    });
+    assert_eq!(run_with_a_fresh_context_each_poll(future), 42);
+}
+
+#[test]
+fn block_on_from_inside_a_scoped_coroutine_on_the_future_stack() {
+    use stackswitch::{ScopedCoroutine, Yielder};
+    let future = StackFuture::new(|s| {
+        let mut total = 0;
+        ScopedCoroutine::new(|_: &Yielder<(), ()>, ()| {
+            // Suspends the whole StackFuture from the inner coroutine's stack.
+            total += s.block_on(countdown(2, 40));
+        })
+        .scope(|mut inner| {
+            inner.resume(());
+        });
+        total + s.block_on(countdown(1, 2))
+    });
+    assert_eq!(run_with_a_fresh_context_each_poll(future), 42);
+}
