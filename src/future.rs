@@ -79,6 +79,19 @@ stack_future_struct!(DefaultStack);
 stack_future_struct!();
 
 /// Lets the function of a [`StackFuture`] wait for futures.
+///
+/// It is only lent to that function, and cannot reach another thread or
+/// another stack's parent (it is neither `Send` nor `Sync`):
+///
+/// ```compile_fail,E0277
+/// use stackswitch::future::StackFuture;
+///
+/// let future = StackFuture::new(|s| {
+///     std::thread::scope(|t| {
+///         t.spawn(|| s.block_on(async { 1 })).join().unwrap() // error
+///     })
+/// });
+/// ```
 pub struct Suspender<'a> {
     yielder: &'a Yielder<ContextPtr, ()>,
     /// Context of the `poll` in progress; null while the coroutine is
