@@ -180,8 +180,9 @@ impl Suspender<'_> {
             if self.suspensions.get() == suspensions {
                 self.suspend();
             }
-            // Else a nested `block_on` suspended during that poll, which
-            // then registered an older waker: poll again with the current.
+            // Else a nested `block_on` suspended during that poll, after
+            // which the future can only have registered the older waker in
+            // `cx`: poll it again with the current one.
         }
     }
 
