@@ -227,3 +227,41 @@ impl Drop for CountDrop {
         self.0.set(self.0.get() + 1);
     }
 }
+
+#[test]
+fn inputs_of_any_size_and_alignment() {
+    #[derive(Clone, Copy)]
+    #[repr(align(4096))]
+    struct PageAligned(u64);
+    let mut seen = Vec::new();
+    ScopedCoroutine::new(
+        |y: &Yielder<PageAligned, ()>, mut input: PageAligned| loop {
+            assert_eq!(std::ptr::from_ref(&input) as usize % 4096, 0);
+            seen.push(input.0);
+            if input.0 == 0 {
+                break;
+            }
+            input = y.suspend(());
+        },
+    )
+    .scope(|mut c| {
+        for i in [3, 2, 1, 0] {
+            c.resume(PageAligned(i));
+        }
+    });
+    assert_eq!(seen, [3, 2, 1, 0]);
+
+    let mut total = 0usize;
+    let stack = DefaultStack::new(2 * 1024 * 1024).unwrap();
+    ScopedCoroutine::with_stack(stack, |y: &Yielder<Box<[u8; 512 * 1024]>, ()>, input| {
+        total += input.iter().map(|&b| b as usize).sum::<usize>();
+        let input = y.suspend(());
+        total += input.iter().map(|&b| b as usize).sum::<usize>();
+    })
+    .scope(|mut c| {
+        for b in 1..=2 {
+            c.resume(Box::new([b; 512 * 1024]));
+        }
+    });
+    assert_eq!(total, 3 * 512 * 1024);
+}
