@@ -100,9 +100,19 @@
 //!   `&mut self`. (The state is still checked, and resuming a running or
 //!   completed coroutine panics with a clear message.)
 //! - A [`Yielder`] never leaves its coroutine's stack: it is only handed out
-//!   by reference, is neither `Send` nor `Sync`, and
+//!   by reference and is not `Sync`, so no other thread can get one, and
 //!   [`on_parent_stack`](Yielder::on_parent_stack) takes only `Send`
-//!   closures.
+//!   closures. (It is `Send`, as corosensei's is; nothing can own one to
+//!   send it.)
+//!
+//!   ```compile_fail,E0277
+//!   # use stackswitch::{Coroutine, Yielder};
+//!   let mut coroutine = Coroutine::new(|yielder: &Yielder<(), ()>, ()| {
+//!       std::thread::scope(|s| {
+//!           s.spawn(|| yielder.suspend(())); // error: Yielder is not Sync
+//!       });
+//!   });
+//!   ```
 //! - [`Coroutine`] is never `Send`: its stack may hold thread-bound values
 //!   (an `Rc`, a `MutexGuard`) that the type system cannot see.
 //! - A [`Coroutine`]'s function and values are `'static`; borrowing ones go
@@ -201,6 +211,13 @@ pub use generator::Generator;
 pub use scoped::{ScopedCoroutine, ScopedCoroutineRef};
 #[cfg(feature = "unwind")]
 pub use unwind::{is_forced_unwind, ForcedUnwind};
+
+// A `Yielder` is `Send` (and, by the doctest above, not `Sync`), as
+// corosensei's is.
+const _: () = {
+    fn send<T: Send>() {}
+    let _ = send::<Yielder<(), ()>>;
+};
 
 // The README's Rust examples are compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
 //! Coroutines that borrow from the scope that runs them.
 
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 
 use crate::stack;
 #[cfg(feature = "default-stack")]
@@ -63,8 +64,81 @@ macro_rules! scoped_coroutine_struct {
         /// let local = String::from("borrowed");
         /// let c = Coroutine::new(|_: &Yielder<(), ()>, ()| local.len()); // error: not 'static
         /// ```
+        ///
+        /// Dropping it drops its function, and with it whatever the function
+        /// owns, whose destructors may read what it borrows; the function's
+        /// type is not part of `ScopedCoroutine`'s, so the compiler is told
+        /// that dropping it uses the borrows. It must be dropped while they
+        /// are alive, whether it never ran:
+        ///
+        /// ```compile_fail,E0597
+        /// # use stackswitch::{ScopedCoroutine, Yielder};
+        /// struct Shows<'a>(&'a String);
+        /// impl Drop for Shows<'_> {
+        ///     fn drop(&mut self) {
+        ///         println!("{}", self.0); // reads the borrowed string
+        ///     }
+        /// }
+        /// let coroutine;
+        /// let text = String::from("freed first"); // dropped before `coroutine`
+        /// let shows = Shows(&text);
+        /// coroutine = ScopedCoroutine::new(move |_: &Yielder<(), ()>, ()| drop(shows));
+        /// // error: `text` does not live long enough
+        /// ```
+        ///
+        /// or is held by another scoped coroutine's function, which starts it
+        /// and suspends in its scope when run:
+        ///
+        /// ```compile_fail,E0597
+        /// # use stackswitch::{ScopedCoroutine, Yielder};
+        /// # struct Shows<'a>(&'a String);
+        /// # impl Drop for Shows<'_> {
+        /// #     fn drop(&mut self) {
+        /// #         println!("{}", self.0);
+        /// #     }
+        /// # }
+        /// let outer;
+        /// let text = String::from("freed first");
+        /// let shows = Shows(&text);
+        /// let inner = ScopedCoroutine::new(move |y: &Yielder<(), ()>, ()| {
+        ///     let _shows = shows;
+        ///     y.suspend(());
+        /// });
+        /// outer = ScopedCoroutine::new(move |y: &Yielder<(), ()>, ()| {
+        ///     // Suspends `outer` while `inner` is suspended in its scope.
+        ///     inner.scope(|mut inner| {
+        ///         inner.resume(());
+        ///         y.suspend(());
+        ///     })
+        /// });
+        /// // error: `text` does not live long enough
+        /// ```
+        ///
+        /// The usual order, borrowed data first, compiles:
+        ///
+        /// ```
+        /// # use stackswitch::{ScopedCoroutine, Yielder};
+        /// # struct Shows<'a>(&'a String);
+        /// # impl Drop for Shows<'_> {
+        /// #     fn drop(&mut self) {
+        /// #         assert_eq!(self.0, "alive");
+        /// #     }
+        /// # }
+        /// let text = String::from("alive");
+        /// let shows = Shows(&text);
+        /// let unstarted = ScopedCoroutine::new(move |_: &Yielder<(), ()>, ()| drop(shows));
+        /// let shows = Shows(&text);
+        /// let started = ScopedCoroutine::new(move |y: &Yielder<(), ()>, ()| {
+        ///     let _shows = shows;
+        ///     y.suspend(());
+        /// });
+        /// started.scope(|mut c| c.resume(()));
+        /// # drop(unstarted);
+        /// ```
         pub struct ScopedCoroutine<'a, Input, Yield, Return, Stack: stack::Stack $(= $default)?> {
-            inner: Coroutine<Input, Yield, Return, Stack>,
+            // Dropped by hand in `Drop`, whose presence makes the borrows
+            // of 'a last until the drop.
+            inner: ManuallyDrop<Coroutine<Input, Yield, Return, Stack>>,
             marker: PhantomData<&'a mut ()>,
         }
     };
@@ -96,14 +170,16 @@ impl<'a, Input, Yield, Return, Stack: stack::Stack>
         ScopedCoroutine {
             // SAFETY: the coroutine only runs inside `scope`, which drops it
             // (unwinding it) while every borrow of 'a is still alive.
-            inner: unsafe { Coroutine::with_stack_unchecked(stack, func) },
+            inner: ManuallyDrop::new(unsafe { Coroutine::with_stack_unchecked(stack, func) }),
             marker: PhantomData,
         }
     }
 
     /// Drops the (never started) body and returns the stack.
     pub fn into_stack(self) -> Stack {
-        let mut inner = self.inner;
+        let mut this = ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again.
+        let mut inner = unsafe { ManuallyDrop::take(&mut this.inner) };
         inner.force_unwind();
         inner.into_stack()
     }
@@ -116,6 +192,17 @@ impl<'a, Input, Yield, Return, Stack: stack::Stack>
         f(ScopedCoroutineRef {
             inner: &mut self.inner,
         })
+    }
+}
+
+// An explicit `Drop` (not `#[may_dangle]`): the function dropped here may
+// use the borrows of 'a, which the compiler cannot see in `Coroutine`.
+impl<'a, Input, Yield, Return, Stack: stack::Stack> Drop
+    for ScopedCoroutine<'a, Input, Yield, Return, Stack>
+{
+    fn drop(&mut self) {
+        // SAFETY: `inner` is dropped only here, once.
+        unsafe { ManuallyDrop::drop(&mut self.inner) }
     }
 }
 

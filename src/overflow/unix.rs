@@ -35,11 +35,16 @@ static INSTALL: Once = Once::new();
 /// thread 'main' overflowed a coroutine stack (guard page at 0x7f…, stack 0x7f…-0x7f…)
 /// ```
 ///
-/// and then the fault goes to the handler that was installed before (Rust's
-/// own, which reports overflows of thread stacks), or, if there was none,
-/// kills the process with the signal as before. Stacks made before the call,
-/// and stacks of other types, are not reported; call it first thing in
-/// `main`. Calling it again does nothing.
+/// when the fault is about to kill the process, which dies of the signal as
+/// before. The fault goes first to the handler that was installed before
+/// the call, if any (Rust's own, which reports overflows of thread stacks
+/// and restores the default action for other faults). The report is
+/// written only if there was no such handler, or if it returns having
+/// restored the default action: a handler that recovers (see
+/// [`CoroutineTrapHandler`](crate::trap::CoroutineTrapHandler)) gets no
+/// false report, and one that ends the process itself gets none either.
+/// Stacks made before the call, and stacks of other types, are not
+/// reported; call it early in `main`. Calling it again does nothing.
 ///
 /// The handler runs on the thread's alternate signal stack (std gives every
 /// thread it starts one), uses only async-signal-safe calls and never
@@ -89,12 +94,7 @@ unsafe extern "C" fn on_fault(
 ) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler,
     // and SIGSEGV/SIGBUS carry the fault address.
-    let addr = unsafe { fault_address(info) };
-    if let Some(stack) = find(addr) {
-        let mut name = [0u8; 32];
-        let message = report(thread_name(&mut name), stack);
-        write_stderr(&message);
-    }
+    let overflowed = find(unsafe { fault_address(info) });
     // SAFETY: `PREVIOUS` was filled in before this handler was installed.
     let previous = unsafe {
         let index = SIGNALS.iter().position(|&s| s == signal).unwrap_or(0);
@@ -103,10 +103,21 @@ unsafe extern "C" fn on_fault(
     let handler = previous.sa_sigaction;
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // Returning re-runs the faulting instruction, which now gets the
-        // default action: the process dies of this signal, as it would have.
+        // default action: the process dies of this signal, as it would have
+        // (a fault's signal cannot be ignored).
+        if let Some(stack) = overflowed {
+            write_report(stack);
+        }
         // SAFETY: `signal` is async-signal-safe.
         unsafe { libc::signal(signal, libc::SIG_DFL) };
-    } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
+        return;
+    }
+    // The earlier handler goes first: it may recover (rewrite the
+    // interrupted context, as the trap API does, or map the memory), or
+    // never return (longjmp, exit). Only when it returns having put the
+    // default action back (Rust's does so for faults not its own) does
+    // the fault recur and kill the process.
+    if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: an SA_SIGINFO handler has this signature; we pass on what
         // the kernel gave us.
         unsafe {
@@ -124,6 +135,31 @@ unsafe extern "C" fn on_fault(
             handler(signal)
         }
     }
+    if let Some(stack) = overflowed {
+        if action_is_default(signal) {
+            write_report(stack);
+        }
+    }
+}
+
+/// Whether `signal`'s action is now the default one (or ignoring it, which
+/// for a fault amounts to the same). Async-signal-safe.
+fn action_is_default(signal: libc::c_int) -> bool {
+    let mut current = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: sigaction(2) is async-signal-safe; with a null new action it
+    // only fills in `current`.
+    let current = unsafe {
+        if libc::sigaction(signal, core::ptr::null(), current.as_mut_ptr()) != 0 {
+            return false;
+        }
+        current.assume_init()
+    };
+    current.sa_sigaction == libc::SIG_DFL || current.sa_sigaction == libc::SIG_IGN
+}
+
+fn write_report(stack: super::Overflowed) {
+    let mut name = [0u8; 32];
+    write_stderr(&report(thread_name(&mut name), stack));
 }
 
 /// # Safety

@@ -205,8 +205,7 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 mod unix;
 #[cfg(all(feature = "default-stack", unix))]
 use self::unix as sys;
-#[cfg(all(feature = "default-stack", unix))]
-mod valgrind;
+pub mod valgrind;
 #[cfg(windows)]
 mod windows;
 #[cfg(feature = "default-stack")]

@@ -1,6 +1,9 @@
-//! Valgrind client requests: telling Valgrind where coroutine stacks are,
-//! where guard pages are that it cannot see, and that a stack's unused
-//! memory is about to be scanned on purpose.
+//! Telling Valgrind where coroutine stacks are.
+//!
+//! [`ValgrindStackRegistration`] registers memory of a custom
+//! [`Stack`](super::Stack) as a stack for as long as it lives;
+//! [`DefaultStack`](super::DefaultStack) and the stacks of a
+//! [`StackPool`](super::StackPool) register themselves.
 //!
 //! Valgrind watches the stack pointer; a jump of it to another region looks
 //! like a huge stack allocation ("client switching stacks?") unless both
@@ -50,6 +53,42 @@ fn client_request(default: usize, _request: [usize; 6]) -> usize {
     default
 }
 
+/// Registers a region of memory as a stack with Valgrind until dropped, so
+/// that switching to and from it is not taken for a huge stack allocation.
+/// Outside Valgrind (and on CPUs other than x86-64) it does nothing.
+///
+/// ```
+/// use stackswitch::stack::valgrind::ValgrindStackRegistration;
+///
+/// let mut memory = vec![0u8; 64 * 1024];
+/// let registration = ValgrindStackRegistration::new(memory.as_mut_ptr(), memory.len());
+/// // ... run coroutines on a `Stack` made of `memory` ...
+/// drop(registration); // before the memory goes
+/// ```
+#[derive(Debug)]
+pub struct ValgrindStackRegistration {
+    id: usize,
+}
+
+impl ValgrindStackRegistration {
+    /// Registers the `len` bytes at `addr` as a stack.
+    #[inline]
+    pub fn new(addr: *mut u8, len: usize) -> Self {
+        let start = addr as usize;
+        ValgrindStackRegistration {
+            id: register_stack(start, start.wrapping_add(len)),
+        }
+    }
+}
+
+impl Drop for ValgrindStackRegistration {
+    /// Deregisters the stack.
+    #[inline]
+    fn drop(&mut self) {
+        deregister_stack(self.id);
+    }
+}
+
 /// Registers `[limit, base)` as a stack; returns its Valgrind id (0 when
 /// not under Valgrind).
 #[inline]
@@ -63,6 +102,7 @@ pub(in crate::stack) fn deregister_stack(id: usize) {
     client_request(0, [STACK_DEREGISTER, id, 0, 0, 0, 0]);
 }
 
+#[cfg_attr(not(all(unix, feature = "default-stack")), allow(dead_code))]
 /// Tells memcheck that `start..start + len` must not be accessed (a guard
 /// page it cannot know of).
 #[inline]
@@ -70,6 +110,7 @@ pub(in crate::stack) fn make_mem_noaccess(start: usize, len: usize) {
     client_request(0, [MAKE_MEM_NOACCESS, start, len, 0, 0, 0]);
 }
 
+#[cfg_attr(not(all(unix, feature = "default-stack")), allow(dead_code))]
 /// Tells memcheck that `start..start + len` holds defined values, before a
 /// stack scan reads it. Memcheck marks a stack's memory inaccessible as the
 /// frames on it return, so reading what they left is an error otherwise;
