@@ -294,10 +294,11 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
 
         // A thread with a hardware shadow stack: the coroutine needs one of
         // its own, which the stack provides, where the switch can follow it.
-        let shadow = if arch::shadow_stack_active() {
-            if !arch::FOLLOWS_SHADOW_STACK {
-                arch::shadow_stack_unsupported();
-            }
+        // A switch that cannot follow one refuses such a thread: here, or
+        // (for free) where this crate's stacks are made.
+        let check = arch::FOLLOWS_SHADOW_STACK || !Stack::SHADOW_STACK_REFUSED_WHEN_MADE;
+        let shadow = if check && arch::shadow_stack_active() {
+            stack::refuse_unfollowed_shadow_stack();
             match stack.shadow_stack() {
                 Some(top) => top.get(),
                 None => stack::no_shadow_stack(),

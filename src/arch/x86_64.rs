@@ -62,8 +62,10 @@
 //! `glibc.cpu.x86_shstk`). Creating a coroutine on a thread whose shadow
 //! stack is active therefore panics with what to do instead
 //! ([`shadow_stack_active`]: `rdsspq` reads the shadow-stack pointer, and is
-//! a NOP leaving zero where none is active; a few instructions per creation,
-//! none per switch).
+//! a NOP leaving zero where none is active). The check runs where
+//! `DefaultStack`s and `StackPool`s are made, since a shadow stack is turned
+//! on when a thread starts, and at creation only on other stacks: nothing
+//! on the common creation path, nothing per switch.
 //!
 //! The design a machine with CET would test (nothing here can run it):
 //! - Each coroutine gets a shadow stack from `map_shadow_stack(2)` with

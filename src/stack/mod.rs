@@ -100,6 +100,16 @@ pub unsafe trait Stack {
         None
     }
 
+    /// Whether every stack of this type was made by code that refused a
+    /// thread with a hardware shadow stack the switch cannot follow (see
+    /// `refuse_unfollowed_shadow_stack`), so that creating a coroutine on
+    /// one need not check again. Only this crate's stacks set it: a shadow
+    /// stack is turned on when a thread starts, so a check where the stack
+    /// was made holds wherever it is used, and the common creation path
+    /// stays free of it.
+    #[doc(hidden)]
+    const SHADOW_STACK_REFUSED_WHEN_MADE: bool = false;
+
     /// Lowest address that code running on the stack may use: above any
     /// guard region inside `limit..base` (on Windows, also above the zone
     /// the OS keeps for handling a stack overflow). Aligned to
@@ -181,6 +191,8 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
         (**self).shadow_stack()
     }
 
+    const SHADOW_STACK_REFUSED_WHEN_MADE: bool = S::SHADOW_STACK_REFUSED_WHEN_MADE;
+
     #[inline]
     fn usable_limit(&self) -> StackPointer {
         (**self).usable_limit()
@@ -222,6 +234,18 @@ pub use self::pool::{PooledStack, StackPool, StackPoolBuilder};
 // keeps such state (in the TEB); elsewhere these hooks compile to nothing.
 // The context-switch code of a Windows arch swaps the TEB fields with the
 // copy kept in the stack's header (see `arch::teb_fields_slot`).
+
+/// Panics if this thread runs with a hardware shadow stack that the switch
+/// cannot follow: the first switch would crash. Where a stack is made (see
+/// `Stack::SHADOW_STACK_REFUSED_WHEN_MADE`), or a coroutine is created on
+/// a stack made elsewhere.
+#[inline]
+#[track_caller]
+pub(crate) fn refuse_unfollowed_shadow_stack() {
+    if !crate::arch::FOLLOWS_SHADOW_STACK && crate::arch::shadow_stack_active() {
+        crate::arch::shadow_stack_unsupported();
+    }
+}
 
 /// The panic of a coroutine creation that needs a shadow stack from a stack
 /// that has none (see [`Stack::shadow_stack`]).

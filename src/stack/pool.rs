@@ -99,7 +99,12 @@ impl StackPoolBuilder {
     ///
     /// Fails with [`io::ErrorKind::InvalidInput`] if the stack size is below
     /// [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE) or too large.
+    ///
+    /// # Panics
+    /// On a thread with a hardware shadow stack that this build's switch
+    /// cannot follow, as [`DefaultStack::new`](super::DefaultStack::new).
     pub fn build(self) -> io::Result<StackPool> {
+        super::refuse_unfollowed_shadow_stack();
         let source = StackSource::new(self.stack_size, self.stacks_per_slab)?;
         Ok(StackPool {
             shared: Rc::new(Shared {
@@ -276,6 +281,9 @@ unsafe impl Stack for PooledStack {
     fn shadow_stack(&mut self) -> Option<StackPointer> {
         self.stack.shadow_stack()
     }
+
+    // Checked when the pool was built.
+    const SHADOW_STACK_REFUSED_WHEN_MADE: bool = true;
 
     #[inline]
     fn usable_limit(&self) -> StackPointer {

@@ -57,6 +57,12 @@ impl DefaultStack {
     /// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
     /// [`MIN_STACK_SIZE`], or with the OS error if the memory cannot be had.
     ///
+    /// # Panics
+    /// On a thread with a hardware shadow stack that this build's switch
+    /// cannot follow (x86-64 CET; AArch64 GCS without
+    /// `-Zbranch-protection=gcs`): a coroutine on the stack would crash at
+    /// its first switch.
+    ///
     /// ```
     /// use stackswitch::stack::{DefaultStack, Stack, MIN_STACK_SIZE};
     ///
@@ -65,6 +71,7 @@ impl DefaultStack {
     /// assert!(DefaultStack::new(MIN_STACK_SIZE - 1).is_err());
     /// ```
     pub fn new(size: usize) -> io::Result<Self> {
+        super::refuse_unfollowed_shadow_stack();
         if size < MIN_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -294,6 +301,8 @@ unsafe impl Stack for DefaultStack {
     fn usable_limit(&self) -> StackPointer {
         self.usable_limit
     }
+
+    const SHADOW_STACK_REFUSED_WHEN_MADE: bool = true;
 
     #[inline]
     fn shadow_stack(&mut self) -> Option<StackPointer> {
