@@ -132,7 +132,11 @@ macro_rules! scoped_coroutine_struct {
         ///     let _shows = shows;
         ///     y.suspend(());
         /// });
-        /// started.scope(|mut c| c.resume(()));
+        /// // Run to the end, so that no build needs to unwind it.
+        /// started.scope(|mut c| {
+        ///     c.resume(());
+        ///     c.resume(());
+        /// });
         /// # drop(unstarted);
         /// ```
         pub struct ScopedCoroutine<'a, Input, Yield, Return, Stack: stack::Stack $(= $default)?> {

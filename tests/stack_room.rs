@@ -33,6 +33,11 @@ unsafe impl Stack for GuardBelowLimit {
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
         StackPointer::new(self.0.limit().get() + page).unwrap()
     }
+
+    // Under a hardware shadow stack (AArch64 GCS), the inner stack's.
+    fn shadow_stack(&mut self) -> Option<StackPointer> {
+        self.0.shadow_stack()
+    }
 }
 
 /// Creates a coroutine whose closure holds `N` bytes on `stack`; if it is
