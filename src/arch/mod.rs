@@ -45,7 +45,16 @@
 //! instructions per creation on x86-64). A program built with a sanitizer
 //! but without the feature may see backtraces stop at the root frame.
 //!
-//! Adding a CPU means adding one file here and one line below.
+//! Adding a CPU (or ABI) takes, all in all:
+//! - a file here implementing the table above, opening with a drawing of its
+//!   stack layout and registers, and a row in `select_arch!` below;
+//! - its callee-saved register check, `tests/registers/<cpu>.rs`, and a
+//!   line in `tests/registers.rs`;
+//! - how a signal handler reads and redirects its registers,
+//!   `tests/trap/<cpu>.rs`, and a line in `tests/trap.rs`;
+//! - a row in `ci/targets` (its toolchain, linker and runner), and a group
+//!   in `ci/setup.sh` if nothing there installs it yet;
+//! - a row in the README's *Support* table.
 
 /// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
 /// panic in the coroutine unwinds through the root frame's unwind info
