@@ -170,7 +170,8 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize, thread_local))]
 
-#[cfg(any(feature = "default-stack", feature = "unwind"))]
+// Under Miri coroutines run on threads, which need std.
+#[cfg(any(feature = "default-stack", feature = "unwind", miri))]
 extern crate std;
 
 #[macro_use]
@@ -178,7 +179,7 @@ mod arch;
 mod coroutine;
 pub mod future;
 mod generator;
-#[cfg(all(unix, feature = "default-stack"))]
+#[cfg(all(unix, feature = "default-stack", not(miri)))]
 mod overflow;
 mod sanitizer;
 mod scoped;

@@ -44,6 +44,9 @@
 //! instructions per creation on x86-64). A program built with a sanitizer
 //! but without the feature may see backtraces stop at the root frame.
 //!
+//! Under Miri, `miri.rs` replaces them all: coroutines run on threads of
+//! their own, with no asm (see that file).
+//!
 //! Adding a CPU means adding one file here and one line below.
 
 /// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
@@ -74,10 +77,14 @@ use crate::unwind::StackCallFn;
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {
         $(
-            #[cfg($cond)]
+            // Miri runs no inline asm: it has a backend of its own.
+            #[cfg(all(not(miri), $cond))]
             #[path = $file]
             mod imp;
         )*
+        #[cfg(miri)]
+        #[path = "miri.rs"]
+        mod imp;
     };
 }
 
@@ -98,7 +105,7 @@ select_arch! {
 pub use imp::TrapHandlerRegs;
 // Windows arches also keep the TEB fields of a stack in its header, where
 // the stack module's hooks read and write them.
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 pub(crate) use imp::teb_fields_slot;
 pub(crate) use imp::{
     current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
