@@ -63,6 +63,10 @@ fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "15,000 levels of recursion are too slow for Miri; maybe_grow's segments are covered by the two tests below"
+)]
 fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
     // 15,000 levels need ~9 MiB: a 64 KiB stack overflows without growing.
     // (Not many more: each level is three calls deep, and ThreadSanitizer

@@ -98,6 +98,10 @@ fn recurse(depth: u64) -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn two_stack_overflows_in_a_row_are_recovered() {
     platform::prepare_thread();
     let mut stack = DefaultStack::new(64 * 1024).unwrap();
@@ -125,6 +129,10 @@ fn two_stack_overflows_in_a_row_are_recovered() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn overflow_after_suspending_is_recovered() {
     platform::prepare_thread();
     let mut coroutine = Coroutine::new(|y: &Yielder<(), ()>, ()| {
@@ -139,6 +147,10 @@ fn overflow_after_suspending_is_recovered() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn bad_address_is_recovered_after_suspending() {
     platform::prepare_thread();
     const BAD: usize = 0x18;
@@ -158,6 +170,10 @@ fn bad_address_is_recovered_after_suspending() {
 
 #[cfg(feature = "unwind")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn a_panic_in_the_recovery_closure_reaches_the_parent() {
     platform::prepare_thread();
     PANIC_IN_RECOVERY.with(|p| p.set(true));
@@ -180,6 +196,10 @@ fn a_panic_in_the_recovery_closure_reaches_the_parent() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn faults_outside_coroutines_are_not_swallowed() {
     const CHILD: &str = "STACKSWITCH_TRAP_CHILD";
     if std::env::var_os(CHILD).is_some() {
