@@ -27,7 +27,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 #[cfg_attr(
     miri,
-    ignore = "leaks a started coroutine on purpose (force_reset or mem::forget): Miri reports the leaked thread and memory; ci/miri.sh runs it with -Zmiri-ignore-leaks"
+    ignore = "leaks a started coroutine on purpose (force_reset): Miri reports its thread, blocked for ever; ci/miri.sh runs it with -Zmiri-ignore-leaks"
 )]
 fn random_programs_match_the_model() {
     // Under Miri (ci/miri.sh), where a program takes seconds: fewer.
@@ -57,7 +57,7 @@ fn random_programs_match_the_model() {
 #[test]
 #[cfg_attr(
     miri,
-    ignore = "leaks a started coroutine on purpose (force_reset or mem::forget): Miri reports the leaked thread and memory; ci/miri.sh runs it with -Zmiri-ignore-leaks"
+    ignore = "leaks a started coroutine on purpose (force_reset): Miri reports its thread, blocked for ever; ci/miri.sh runs it with -Zmiri-ignore-leaks"
 )]
 fn fixed_programs_match_the_model() {
     use stress::program::{Body, Child, Leaf, Program, Step};
@@ -135,7 +135,7 @@ fn fixed_programs_match_the_model() {
 #[test]
 #[cfg_attr(
     miri,
-    ignore = "leaks a started coroutine on purpose (force_reset or mem::forget): Miri reports the leaked thread and memory; ci/miri.sh runs it with -Zmiri-ignore-leaks"
+    ignore = "leaks a started coroutine on purpose (force_reset): Miri reports its thread, blocked for ever; ci/miri.sh runs it with -Zmiri-ignore-leaks"
 )]
 fn fuzz_body_accepts_any_bytes() {
     let mut rng = Rng::new(0xf022);
