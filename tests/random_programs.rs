@@ -4,7 +4,7 @@
 //! model; see `stress/mod.rs`.
 //!
 //! - `STACKSWITCH_STRESS_CASES`: how many programs (default 1000, which
-//!   suits emulated targets; CI runs many more natively; 24 under Miri).
+//!   suits emulated targets; CI runs many more natively; 48 under Miri).
 //! - `STACKSWITCH_STRESS_SEED`: the first program's seed (default 0); case
 //!   `i` uses seed + i. A failure prints its seed and the shrunk program.
 //! - `STACKSWITCH_STRESS_VERBOSE=1`: print each seed before running it, to
@@ -31,7 +31,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 )]
 fn random_programs_match_the_model() {
     // Under Miri (ci/miri.sh), where a program takes seconds: fewer.
-    let default_cases = if cfg!(miri) { 24 } else { 1000 };
+    let default_cases = if cfg!(miri) { 48 } else { 1000 };
     let cases = env_u64("STACKSWITCH_STRESS_CASES", default_cases);
     let first_seed = env_u64("STACKSWITCH_STRESS_SEED", 0);
     let verbose = std::env::var_os("STACKSWITCH_STRESS_VERBOSE").is_some();

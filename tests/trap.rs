@@ -4,6 +4,8 @@
 //! `CoroutineTrapHandler::setup_trap_handler`, through the `TrapHandlerRegs`
 //! of the CPU (`trap/<arch>.rs` on Unix).
 #![cfg(feature = "default-stack")]
+// Under Miri the signal handlers that use the helpers below are stubbed out.
+#![cfg_attr(miri, allow(dead_code))]
 
 use std::cell::Cell;
 use std::hint::black_box;
