@@ -25,7 +25,8 @@
 //!   under Miri for this reason). The parent lets it go, and joins it, at
 //!   its next switch or when its own thread ends, whichever comes first.
 //!
-//! A coroutine that is never resumed never gets a thread. One that is
+//! A coroutine that is never resumed never gets a thread; its thread is
+//! named after the thread that first resumed it. One that is
 //! `force_reset` while suspended keeps its thread blocked for ever, since
 //! its frames may neither run nor be unwound: like the values it holds,
 //! the thread is leaked, and Miri reports the leak at exit (as it reports
@@ -110,8 +111,8 @@ impl Fiber {
         self.handoff.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives the turn to the other side with `word`, and waits until the
-    /// turn is `until` (or anything but `from`). Returns the guard.
+    /// Gives the turn (`to`) to the other side with `word` and `end`, and
+    /// waits until it is no longer theirs. Returns the guard.
     fn hand_over(&self, word: Word, end: usize, to: Turn) -> MutexGuard<'_, Handoff> {
         let mut state = self.lock();
         state.word = word;
@@ -321,7 +322,13 @@ unsafe fn start(arg: Word, ctx: usize, base: StackPointer, parent_sp: usize) -> 
         fresh: ctx,
         fiber,
     };
-    let handle = thread::Builder::new()
+    // Named after the thread that starts it, so that messages (panics,
+    // Miri's reports) read as they would natively.
+    let mut builder = thread::Builder::new();
+    if let Some(name) = thread::current().name() {
+        builder = builder.name(name.into());
+    }
+    let handle = builder
         .spawn(move || run_coroutine(start))
         .expect("failed to spawn a thread for a coroutine");
     // SAFETY: `raw` is kept alive by the parent's share.
