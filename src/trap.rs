@@ -10,6 +10,10 @@
 //! This is what WebAssembly runtimes do to turn guest stack overflows into
 //! traps. It is `unsafe` and has strict rules: see
 //! [`CoroutineTrapHandler::setup_trap_handler`].
+//!
+//! Under Miri none of this is available (no signals, no guard pages):
+//! `setup_trap_handler` panics, [`TrapHandlerRegs`] has no registers, and
+//! `install_overflow_reporter` returns an `Unsupported` error.
 
 use core::marker::PhantomData;
 
