@@ -12,7 +12,9 @@
 # purpose, which the second pass below runs with leak checks off.
 #
 # Aliasing model: Stacked Borrows, Miri's default, so that this checks what
-# users get from a plain `cargo miri test` of their own code.
+# users get from a plain `cargo miri test` of their own code; it is also
+# the stricter model for the reference patterns here (the integration
+# tests pass under `-Zmiri-tree-borrows` too).
 #
 # MIRIFLAGS:
 # - `-Zmiri-permissive-provenance`: the generic code (and the `Stack`
