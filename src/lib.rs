@@ -163,6 +163,46 @@
 //! applies). The README's *Support* table lists the targets CI builds and
 //! tests, and how.
 //!
+//! # Testing code that uses stackswitch under Miri
+//!
+//! Programs and tests that use stackswitch run under
+//! [Miri](https://github.com/rust-lang/miri) (`cargo +nightly miri test`,
+//! `cargo +nightly miri run`), which checks them for undefined behaviour.
+//! Miri runs no inline asm, so under it the context switch is replaced by
+//! one built on threads: every coroutine runs on an OS thread of its own,
+//! started by its first `resume`, and a switch hands control to the other
+//! side and blocks until it comes back. Exactly one side runs at a time,
+//! and each hand-off is a synchronisation that Miri's data-race detector
+//! sees. Every behaviour of the API is kept: values in and out, panics
+//! reaching the resumer, unwinding on drop, nesting, `on_parent_stack`,
+//! scoped coroutines, generators, `StackFuture`, `StackPool`. What differs:
+//!
+//! - Thread-locals are per coroutine: code inside a coroutine sees its
+//!   thread's thread-locals, not those of the code that resumed it (so a
+//!   `thread_local!` set before `resume` reads as unset inside), and
+//!   `std::thread::current()` is the coroutine's thread.
+//! - Stacks are plain zeroed memory from the allocator, without a guard
+//!   page (Miri reports any access outside them instead). Frames live on the
+//!   coroutine's thread, not in the stack: [`Yielder::remaining_stack`]
+//!   reports the whole usable stack wherever it is called on it (and 0 off
+//!   it, as natively), so [`Yielder::maybe_grow`] grows only when asked for
+//!   more than a whole stack, and `high_water_mark` counts only what
+//!   stackswitch keeps at the top (the closure and its bookkeeping).
+//! - Unavailable: trap handling ([`trap::CoroutineTrapHandler::setup_trap_handler`]
+//!   panics, `TrapHandlerRegs` has no fields) and the overflow reporter
+//!   (`install_overflow_reporter` returns an `Unsupported` error).
+//! - [`Coroutine::force_reset`] of a suspended coroutine leaves its thread
+//!   blocked for ever (its frames may neither run nor be unwound): like the
+//!   values on it, the thread is leaked, and Miri reports the leak at exit
+//!   unless run with `-Zmiri-ignore-leaks`. A coroutine that is never
+//!   resumed costs no thread.
+//! - The cost: a switch is a thread hand-off, interpreted; keep the numbers
+//!   of coroutines and switches in tests run under Miri small.
+//! - Stack addresses travel as integers, so Miri warns about
+//!   integer-to-pointer casts; `MIRIFLAGS=-Zmiri-permissive-provenance`
+//!   acknowledges them. The library's own suite runs under Miri's default
+//!   Stacked Borrows (`ci/miri.sh`).
+//!
 //! # Examples
 //!
 //! The `examples/` directory holds complete programs: a streaming parser
@@ -189,7 +229,8 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(feature = "sanitizer", feature(cfg_sanitize, thread_local))]
 
-#[cfg(any(feature = "default-stack", feature = "unwind"))]
+// Under Miri coroutines run on threads, which need std.
+#[cfg(any(feature = "default-stack", feature = "unwind", miri))]
 extern crate std;
 
 #[macro_use]
@@ -197,7 +238,7 @@ mod arch;
 mod coroutine;
 pub mod future;
 mod generator;
-#[cfg(all(unix, feature = "default-stack"))]
+#[cfg(all(unix, feature = "default-stack", not(miri)))]
 mod overflow;
 mod sanitizer;
 mod scoped;

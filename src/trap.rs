@@ -10,11 +10,26 @@
 //! This is what WebAssembly runtimes do to turn guest stack overflows into
 //! traps. It is `unsafe` and has strict rules: see
 //! [`CoroutineTrapHandler::setup_trap_handler`].
+//!
+//! Under Miri none of this is available (no signals, no guard pages):
+//! `setup_trap_handler` panics, [`TrapHandlerRegs`] has no registers, and
+//! `install_overflow_reporter` returns an `Unsupported` error.
 
 use core::marker::PhantomData;
 
-#[cfg(all(unix, feature = "default-stack"))]
+#[cfg(all(unix, feature = "default-stack", not(miri)))]
 pub use crate::overflow::install_overflow_reporter;
+
+/// Under Miri there are no guard pages to fault in, and no signals: the
+/// overflow reporter is unavailable, and this fails with
+/// [`ErrorKind::Unsupported`](std::io::ErrorKind::Unsupported).
+#[cfg(all(unix, feature = "default-stack", miri))]
+pub fn install_overflow_reporter() -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "the overflow reporter is unavailable under Miri",
+    ))
+}
 
 use crate::arch;
 pub use crate::arch::TrapHandlerRegs;

@@ -25,11 +25,13 @@ pub(crate) type CaughtPanic = core::convert::Infallible;
 
 /// Declares a function that is entered from assembly at the root of a stack.
 /// Its ABI is `"C-unwind"` only when panics may unwind through the switch.
+/// Under Miri too: there a coroutine's thread ends by unwinding out of its
+/// root once it has exited (see `arch/miri.rs`).
 macro_rules! root_fn {
     ($(#[$attr:meta])* $vis:vis unsafe fn $($rest:tt)*) => {
-        #[cfg(feature = "asm-unwind")]
+        #[cfg(any(feature = "asm-unwind", miri))]
         $(#[$attr])* $vis unsafe extern "C-unwind" fn $($rest)*
-        #[cfg(not(feature = "asm-unwind"))]
+        #[cfg(not(any(feature = "asm-unwind", miri)))]
         $(#[$attr])* $vis unsafe extern "C" fn $($rest)*
     };
 }
@@ -45,9 +47,9 @@ macro_rules! root_fn_types {
         pub(crate) type StackCallFn = unsafe extern $abi fn(*mut u8);
     };
 }
-#[cfg(feature = "asm-unwind")]
+#[cfg(any(feature = "asm-unwind", miri))]
 root_fn_types!("C-unwind");
-#[cfg(not(feature = "asm-unwind"))]
+#[cfg(not(any(feature = "asm-unwind", miri)))]
 root_fn_types!("C");
 
 /// Runs `f` at the root of a stack, catching a panic if this policy carries

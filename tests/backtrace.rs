@@ -38,6 +38,10 @@ fn inside_marker() -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "walks stack frames with a native unwinder (not under Miri)"
+)]
 fn backtrace_crate_walks_into_the_resumer() {
     let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| inside_marker());
     let names = resumer_marker(&mut coroutine);
@@ -53,6 +57,10 @@ fn backtrace_crate_walks_into_the_resumer() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "walks stack frames with a native unwinder (not under Miri)"
+)]
 fn backtrace_after_suspending_follows_the_latest_resumer() {
     #[inline(never)]
     fn second_resumer_marker(
@@ -71,6 +79,10 @@ fn backtrace_after_suspending_follows_the_latest_resumer() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "walks stack frames with a native unwinder (not under Miri)"
+)]
 fn std_backtrace_walks_into_the_resumer() {
     let mut coroutine = Coroutine::new(|_: &Yielder<(), ()>, ()| {
         vec![std::backtrace::Backtrace::force_capture().to_string()]
@@ -84,6 +96,10 @@ fn std_backtrace_walks_into_the_resumer() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "walks stack frames with a native unwinder (not under Miri)"
+)]
 fn backtraces_cross_on_stack_and_on_parent_stack() {
     #[inline(never)]
     fn on_stack_caller_marker() -> Vec<String> {
@@ -117,6 +133,10 @@ fn backtraces_cross_on_stack_and_on_parent_stack() {
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "walks stack frames with a native unwinder (not under Miri)"
+)]
 fn frame_pointer_chain_reaches_the_resumer() {
     /// Return addresses along the frame-pointer chain, up to the resumer's frame.
     #[inline(never)]

@@ -114,6 +114,7 @@ fn assert_reported(output: &Output, thread: &str) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
 fn overflow_on_a_named_thread_is_reported() {
     if in_child() {
         std::thread::Builder::new()
@@ -129,6 +130,7 @@ fn overflow_on_a_named_thread_is_reported() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
 fn other_faults_are_not_reported_and_still_kill() {
     if in_child() {
         stackswitch::trap::install_overflow_reporter().unwrap();

@@ -157,6 +157,10 @@ fn scrubbed_stacks_leak_nothing_between_tenants() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "under Miri a coroutine's frames live on its thread, not in its stack memory"
+)]
 fn unscrubbed_stacks_do_keep_old_data() {
     // The control for the test above: the scan does find the secret when
     // the pool does not scrub, so its zero count means something.
@@ -165,6 +169,10 @@ fn unscrubbed_stacks_do_keep_old_data() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "under Miri a coroutine's frames live on its thread, not in its stack memory"
+)]
 fn high_water_mark_tracks_the_deepest_use() {
     let pool = StackPool::builder(512 * 1024).scrub(true).build().unwrap();
     let fresh = pool.get().unwrap();
@@ -254,6 +262,10 @@ mod slab {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "20,000 coroutines (threads under Miri) and guard pages"
+    )]
     fn twenty_thousand_guarded_coroutines_from_one_slab() {
         let pool = slab_pool();
         let before = mappings();
@@ -286,6 +298,7 @@ mod slab {
     /// In a child process: overflows the coroutine at the index given in
     /// the environment, among `COUNT` suspended ones.
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn overflowing_a_slab_stack_hits_its_guard_page() {
         if let Some(index) = std::env::var_os(CHILD) {
             let index: usize = index.to_str().unwrap().parse().unwrap();

@@ -75,6 +75,7 @@ unsafe extern "C" fn resume_once(data: *mut u8) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "inline asm in the test itself (Miri runs none)")]
 fn callee_saved_registers_survive_switches() {
     let mut coroutine = Coroutine::new(|yielder: &Yielder<(), ()>, ()| {
         let data = yielder as *const Yielder<(), ()> as *mut u8;
@@ -101,6 +102,7 @@ fn callee_saved_registers_survive_switches() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "inline asm in the test itself (Miri runs none)")]
 fn the_pattern_check_detects_a_clobber() {
     // The check itself must be able to fail: a thunk that overwrites every
     // pattern register must be reported (this is what a broken switch does).

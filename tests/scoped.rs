@@ -67,6 +67,10 @@ fn forgetting_the_reference_does_not_leak_the_coroutine() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "forgets a coroutine on purpose: Miri reports the leaked stack"
+)]
 fn forgetting_an_unstarted_scoped_coroutine_is_harmless() {
     let drops = Cell::new(0);
     {

@@ -184,6 +184,10 @@ fn worker(worker: u64, switches: u64) -> (u64, u64) {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn a_storm_of_signals_corrupts_no_switch() {
     let switches = std::env::var("STACKSWITCH_SIGNAL_STORM_SWITCHES")
         .map(|v| v.parse().expect("a number"))

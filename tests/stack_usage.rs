@@ -20,6 +20,10 @@ fn remaining_in_a_new_frame(yielder: &Yielder<(), usize>) -> usize {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "under Miri a coroutine's frames live on its thread, not in its stack memory"
+)]
 fn remaining_stack_counts_down_from_the_stack_size() {
     let stack = DefaultStack::new(128 * 1024).unwrap();
     let mut coroutine = Coroutine::with_stack(stack, |yielder: &Yielder<(), usize>, ()| {
@@ -63,6 +67,10 @@ fn deep(yielder: &Yielder<(), u64>, n: u64) -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "15,000 levels of recursion are too slow for Miri; maybe_grow's segments are covered by the two tests below"
+)]
 fn maybe_grow_recurses_far_beyond_the_stack_and_can_suspend_there() {
     // 15,000 levels need ~9 MiB: a 64 KiB stack overflows without growing.
     // (Not many more: each level is three calls deep, and ThreadSanitizer

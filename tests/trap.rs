@@ -4,6 +4,8 @@
 //! `CoroutineTrapHandler::setup_trap_handler`, through the `TrapHandlerRegs`
 //! of the CPU (`trap/<arch>.rs` on Unix).
 #![cfg(feature = "default-stack")]
+// Under Miri the signal handlers that use the helpers below are stubbed out.
+#![cfg_attr(miri, allow(dead_code))]
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -14,12 +16,24 @@ use stackswitch::{Coroutine, CoroutineResult, Yielder};
 
 mod common;
 
-#[cfg(unix)]
+#[cfg(all(unix, not(miri)))]
 #[path = "trap/unix.rs"]
 mod platform;
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 #[path = "trap/windows.rs"]
 mod platform;
+/// Under Miri there are no signals, so no handlers to install (and
+/// `TrapHandlerRegs` has no registers to write): the tests are ignored.
+#[cfg(miri)]
+mod platform {
+    pub fn prepare_thread() {
+        unreachable!("no signals under Miri");
+    }
+
+    pub fn died_of_a_fault(_: &std::process::ExitStatus) -> bool {
+        unreachable!("no child processes under Miri");
+    }
+}
 
 /// How a test coroutine ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,6 +112,10 @@ fn recurse(depth: u64) -> u64 {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn two_stack_overflows_in_a_row_are_recovered() {
     platform::prepare_thread();
     let mut stack = DefaultStack::new(64 * 1024).unwrap();
@@ -125,6 +143,10 @@ fn two_stack_overflows_in_a_row_are_recovered() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn overflow_after_suspending_is_recovered() {
     platform::prepare_thread();
     let mut coroutine = Coroutine::new(|y: &Yielder<(), ()>, ()| {
@@ -139,6 +161,10 @@ fn overflow_after_suspending_is_recovered() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn bad_address_is_recovered_after_suspending() {
     platform::prepare_thread();
     const BAD: usize = 0x18;
@@ -193,6 +219,10 @@ fn a_trapped_coroutine_leaves_its_control_stack_ready_for_reuse() {
 
 #[cfg(feature = "unwind")]
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn a_panic_in_the_recovery_closure_reaches_the_parent() {
     platform::prepare_thread();
     PANIC_IN_RECOVERY.with(|p| p.set(true));
@@ -215,6 +245,10 @@ fn a_panic_in_the_recovery_closure_reaches_the_parent() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "needs signals and guard-page faults (Miri has neither)"
+)]
 fn faults_outside_coroutines_are_not_swallowed() {
     const CHILD: &str = "STACKSWITCH_TRAP_CHILD";
     if std::env::var_os(CHILD).is_some() {

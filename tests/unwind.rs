@@ -396,6 +396,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_suspends_and_unwinds_safely() {
         // The first unwind of a process may resolve the unwinder's lazily
         // bound symbols, which can save the whole extended register state on
@@ -422,6 +423,7 @@ mod with_unwind {
 /// message, never continue with live frames on a freed stack.
 #[cfg(all(not(feature = "unwind"), feature = "default-stack"))]
 #[test]
+#[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
 fn dropping_a_suspended_coroutine_aborts_without_unwind() {
     const CHILD: &str = "STACKSWITCH_ABORT_CHILD";
     if std::env::var_os(CHILD).is_some() {

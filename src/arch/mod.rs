@@ -55,6 +55,9 @@
 //! - a row in `ci/targets` (its toolchain, linker and runner), and a group
 //!   in `ci/setup.sh` if nothing there installs it yet;
 //! - a row in the README's *Support* table.
+//!
+//! Under Miri, `miri.rs` replaces them all: coroutines run on threads of
+//! their own, with no asm (see that file).
 
 /// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
 /// panic in the coroutine unwinds through the root frame's unwind info
@@ -86,11 +89,15 @@ use crate::unwind::StackCallFn;
 macro_rules! select_arch {
     ($($cond:meta => $file:literal,)*) => {
         $(
-            #[cfg($cond)]
+            // Miri runs no inline asm: it has a backend of its own.
+            #[cfg(all(not(miri), $cond))]
             #[path = $file]
             mod imp;
         )*
-        #[cfg(not(any($($cond),*)))]
+        #[cfg(miri)]
+        #[path = "miri.rs"]
+        mod imp;
+        #[cfg(not(any(miri, $($cond),*)))]
         compile_error!(concat!(
             "stackswitch has no context switch for this target. Supported: ",
             $(stringify!($cond), " (", $file, "); ",)*
@@ -120,7 +127,7 @@ pub(crate) use imp::{
     current_stack_pointer, exit, init_stack, parent_stack_top, resume, suspend, trap_regs, LINK,
     MIN_STACK_SIZE, STACK_ALIGNMENT, STACK_HEADER_SIZE,
 };
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 pub(crate) use imp::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
 
 // Hardware shadow stacks (return addresses kept where ordinary stores
@@ -130,16 +137,16 @@ pub(crate) use imp::{current_teb_fields, set_current_stack_limit, teb_fields_slo
 // to a fresh context). Where it cannot, creating a coroutine on such a
 // thread panics with what to do instead of crashing at the first switch.
 #[cfg(any(
-    all(target_arch = "x86_64", not(windows)),
-    all(target_arch = "aarch64", not(windows))
+    all(target_arch = "x86_64", not(windows), not(miri)),
+    all(target_arch = "aarch64", not(windows), not(miri))
 ))]
 pub(crate) use imp::{shadow_stack_active, shadow_stack_unsupported, FOLLOWS_SHADOW_STACK};
 
 /// Whether the thread runs with a hardware shadow stack: never, as far as
 /// this target's switch knows.
 #[cfg(not(any(
-    all(target_arch = "x86_64", not(windows)),
-    all(target_arch = "aarch64", not(windows))
+    all(target_arch = "x86_64", not(windows), not(miri)),
+    all(target_arch = "aarch64", not(windows), not(miri))
 )))]
 #[inline(always)]
 pub(crate) fn shadow_stack_active() -> bool {
@@ -148,8 +155,8 @@ pub(crate) fn shadow_stack_active() -> bool {
 
 /// Never called on this target (see `shadow_stack_active`).
 #[cfg(not(any(
-    all(target_arch = "x86_64", not(windows)),
-    all(target_arch = "aarch64", not(windows))
+    all(target_arch = "x86_64", not(windows), not(miri)),
+    all(target_arch = "aarch64", not(windows), not(miri))
 )))]
 #[cold]
 pub(crate) fn shadow_stack_unsupported() -> ! {
@@ -157,12 +164,12 @@ pub(crate) fn shadow_stack_unsupported() -> ! {
 }
 
 #[cfg(not(any(
-    all(target_arch = "x86_64", not(windows)),
-    all(target_arch = "aarch64", not(windows))
+    all(target_arch = "x86_64", not(windows), not(miri)),
+    all(target_arch = "aarch64", not(windows), not(miri))
 )))]
 pub(crate) const FOLLOWS_SHADOW_STACK: bool = false;
 
-#[cfg(all(target_arch = "aarch64", not(windows)))]
+#[cfg(all(target_arch = "aarch64", not(windows), not(miri)))]
 pub(crate) use imp::set_shadow_stack;
 
 /// Gives a fresh context its shadow stack: nothing to do where the switch
@@ -170,7 +177,7 @@ pub(crate) use imp::set_shadow_stack;
 ///
 /// # Safety
 /// As for the arch files that implement it.
-#[cfg(not(all(target_arch = "aarch64", not(windows))))]
+#[cfg(not(all(target_arch = "aarch64", not(windows), not(miri))))]
 #[inline(always)]
 pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointer, _shadow: usize) {
 }

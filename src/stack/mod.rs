@@ -212,18 +212,24 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 }
 
 // The OS layer: `DefaultStack` and the slabs of `StackPool` (on Windows
-// also the committing of any stack, so that module is always there).
-#[cfg(all(feature = "default-stack", unix))]
+// also the committing of any stack, so that module is always there). Under
+// Miri, allocator memory instead (Miri emulates no `mmap` flags or guard
+// pages).
+#[cfg(all(feature = "default-stack", unix, not(miri)))]
 mod unix;
-#[cfg(all(feature = "default-stack", unix))]
+#[cfg(all(feature = "default-stack", unix, not(miri)))]
 use self::unix as sys;
 pub mod valgrind;
 #[cfg(windows)]
 mod windows;
 #[cfg(feature = "default-stack")]
 pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};
-#[cfg(all(feature = "default-stack", windows))]
+#[cfg(all(feature = "default-stack", windows, not(miri)))]
 use self::windows as sys;
+#[cfg(all(feature = "default-stack", miri))]
+mod miri;
+#[cfg(all(feature = "default-stack", miri))]
+use self::miri as sys;
 
 #[cfg(feature = "default-stack")]
 mod pool;

@@ -32,9 +32,31 @@ impl Yielded {
     }
 }
 
+#[cfg(not(miri))]
 thread_local! {
     static TRACE: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
+}
+
+// Under Miri every coroutine runs on a thread of its own, with its own
+// thread-locals: there the trace and the pool are process-wide, and
+// programs run one at a time (`RUNNING`).
+#[cfg(miri)]
+static TRACE: ProgramWide<Vec<Event>> = ProgramWide(std::sync::Mutex::new(None));
+#[cfg(miri)]
+static POOL: ProgramWide<Pool> = ProgramWide(std::sync::Mutex::new(None));
+#[cfg(miri)]
+static RUNNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cfg(miri)]
+struct ProgramWide<T>(std::sync::Mutex<Option<RefCell<T>>>);
+
+#[cfg(miri)]
+impl<T: Default> ProgramWide<T> {
+    fn with<R>(&self, f: impl FnOnce(&RefCell<T>) -> R) -> R {
+        let mut value = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(value.get_or_insert_with(Default::default))
+    }
 }
 
 fn record(event: Event) {
@@ -44,6 +66,8 @@ fn record(event: Event) {
 /// Runs `program` and returns its trace. `unwind`: whether suspended
 /// coroutines can be unwound (else they are reset before being dropped).
 pub fn run(program: &Program, unwind: bool) -> Vec<Event> {
+    #[cfg(miri)]
+    let _one_at_a_time = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
     TRACE.with(|trace| {
         let mut trace = trace.borrow_mut();
         trace.clear();
