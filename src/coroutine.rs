@@ -466,7 +466,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     #[track_caller]
     fn not_resumable(&self) -> ! {
         if self.context == DONE {
-            panic!("attempted to resume a coroutine that has already completed")
+            panic!("attempt to resume a completed coroutine")
         }
         panic!("attempted to resume a coroutine that is already running")
     }
@@ -684,7 +684,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     pub fn into_stack(self) -> Stack {
         assert!(
             self.context == DONE,
-            "cannot take the stack of a coroutine that has not completed"
+            "cannot extract stack from an incomplete coroutine"
         );
         let mut this = ManuallyDrop::new(self);
         // SAFETY: `this` is never dropped, so the stack is moved out once;

@@ -192,8 +192,8 @@ pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
 pub(crate) fn require_unwind_support() {
     if !CAN_UNWIND {
         panic!(
-            "cannot unwind a suspended coroutine: that needs the `unwind` feature and \
-             `panic = \"unwind\"`"
+            "can't unwind a suspended coroutine without the \"unwind\" feature \
+             (and `panic = \"unwind\"`)"
         );
     }
 }

@@ -101,6 +101,9 @@ fn dropping_a_suspended_generator_aborts_with_a_message() {
 #[test]
 fn force_unwind_panics_with_a_message() {
     if let Some(output) = run("force_unwind") {
-        assert_aborted_with(&output, "cannot unwind a suspended coroutine");
+        assert_aborted_with(
+            &output,
+            "can't unwind a suspended coroutine without the \"unwind\" feature",
+        );
     }
 }

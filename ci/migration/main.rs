@@ -48,6 +48,11 @@ fn stacks() {
     assert!(base.get() - limit.get() >= 128 * 1024);
     assert_eq!(base.get() % STACK_ALIGNMENT, 0);
     assert!(DefaultStack::new(MIN_STACK_SIZE).is_ok());
+    // A size below the minimum is raised to it.
+    let tiny = DefaultStack::new(0).unwrap();
+    assert!(tiny.base().get() - tiny.limit().get() >= MIN_STACK_SIZE);
+    let mut c = Coroutine::with_stack(tiny, |_: &Yielder<(), ()>, ()| 7);
+    println!("tiny stack {:?}", c.resume(()).as_return());
 
     let mut c = Coroutine::with_stack(stack, |y: &Yielder<u32, u32>, x| y.suspend(x * 2) + 1);
     println!("with_stack {:?}", c.resume(21));
@@ -228,10 +233,29 @@ mod traps {
     }
 }
 
+/// What a `#[should_panic(expected = ...)]` test would match: the messages
+/// of misuse panics, printed so that both builds must agree on them.
+fn panic_messages() {
+    fn message(f: impl FnOnce()) -> String {
+        let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_err();
+        match payload.downcast::<&str>() {
+            Ok(s) => s.to_string(),
+            Err(payload) => *payload.downcast::<String>().unwrap(),
+        }
+    }
+    let mut done = Coroutine::<(), (), ()>::new(|_, ()| {});
+    done.resume(());
+    println!("panic: {}", message(|| drop(done.resume(()))));
+    let mut suspended = Coroutine::<(), (), ()>::new(|y, ()| y.suspend(()));
+    suspended.resume(());
+    println!("panic: {}", message(|| drop(suspended.into_stack())));
+}
+
 fn main() {
     basics();
     stacks();
     cleanup();
+    panic_messages();
     scoped();
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     traps::run();

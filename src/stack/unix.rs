@@ -52,10 +52,12 @@ fn page_size() -> usize {
 
 impl DefaultStack {
     /// Allocates a stack with at least `size` usable bytes (rounded up to
-    /// whole pages) plus one guard page.
+    /// whole pages) plus one guard page. A `size` below [`MIN_STACK_SIZE`]
+    /// is raised to it, as corosensei does.
     ///
-    /// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
-    /// [`MIN_STACK_SIZE`], or with the OS error if the memory cannot be had.
+    /// Fails with [`io::ErrorKind::InvalidInput`] if the size overflows the
+    /// address space (corosensei panics there), or with the OS error if the
+    /// memory cannot be had.
     ///
     /// # Panics
     /// On a thread with a hardware shadow stack that this build's switch
@@ -68,16 +70,12 @@ impl DefaultStack {
     ///
     /// let stack = DefaultStack::new(64 * 1024).unwrap();
     /// assert!(stack.base().get() - stack.limit().get() >= 64 * 1024);
-    /// assert!(DefaultStack::new(MIN_STACK_SIZE - 1).is_err());
+    /// let tiny = DefaultStack::new(0).unwrap();
+    /// assert!(tiny.base().get() - tiny.limit().get() >= MIN_STACK_SIZE);
     /// ```
     pub fn new(size: usize) -> io::Result<Self> {
         super::refuse_unfollowed_shadow_stack();
-        if size < MIN_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
-            ));
-        }
+        let size = size.max(MIN_STACK_SIZE);
         let page = page_size();
         let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows");
         let usable = size.checked_next_multiple_of(page).ok_or_else(too_big)?;
@@ -265,7 +263,7 @@ impl Default for DefaultStack {
     /// # Panics
     /// If the OS refuses the memory.
     fn default() -> Self {
-        Self::new(DEFAULT_STACK_SIZE).expect("failed to allocate a coroutine stack")
+        Self::new(DEFAULT_STACK_SIZE).expect("failed to allocate stack")
     }
 }
 

@@ -163,17 +163,20 @@ unsafe impl Sync for DefaultStack {}
 impl DefaultStack {
     /// Allocates a stack with at least `size` usable bytes (rounded up to
     /// whole pages), plus the overflow guarantee and a never-committed page
-    /// below it.
+    /// below it. A `size` below [`MIN_STACK_SIZE`] is raised to it, as
+    /// corosensei does.
     ///
-    /// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
-    /// [`MIN_STACK_SIZE`], or with the OS error if the memory cannot be had.
+    /// Fails with [`io::ErrorKind::InvalidInput`] if the size overflows the
+    /// address space (corosensei panics there), or with the OS error if the
+    /// memory cannot be had.
     ///
     /// ```
     /// use stackswitch::stack::{DefaultStack, Stack, MIN_STACK_SIZE};
     ///
     /// let stack = DefaultStack::new(64 * 1024).unwrap();
     /// assert!(stack.base().get() - stack.limit().get() >= 64 * 1024);
-    /// assert!(DefaultStack::new(MIN_STACK_SIZE - 1).is_err());
+    /// let tiny = DefaultStack::new(0).unwrap();
+    /// assert!(tiny.base().get() - tiny.limit().get() >= MIN_STACK_SIZE);
     /// ```
     pub fn new(size: usize) -> io::Result<Self> {
         let len = reservation_len(size)?;
@@ -247,16 +250,11 @@ impl DefaultStack {
 /// part rounded up to pages, the guard page below it, the guarantee, and the
 /// page that is never committed.
 ///
-/// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
-/// [`MIN_STACK_SIZE`] or more than any address space holds.
+/// A `size` below [`MIN_STACK_SIZE`] counts as `MIN_STACK_SIZE`. Fails with
+/// [`io::ErrorKind::InvalidInput`] if it is more than any address space holds.
 #[cfg(feature = "default-stack")]
 fn reservation_len(size: usize) -> io::Result<usize> {
-    if size < MIN_STACK_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "stack size is below stackswitch::stack::MIN_STACK_SIZE",
-        ));
-    }
+    let size = size.max(MIN_STACK_SIZE);
     let page = page_size();
     let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size is too large");
     size.checked_next_multiple_of(page)
@@ -273,7 +271,7 @@ impl Default for DefaultStack {
     /// # Panics
     /// If the OS refuses the memory.
     fn default() -> Self {
-        Self::new(DEFAULT_STACK_SIZE).expect("failed to allocate a coroutine stack")
+        Self::new(DEFAULT_STACK_SIZE).expect("failed to allocate stack")
     }
 }
 
@@ -382,7 +380,14 @@ pub(crate) struct StackSource {
 #[cfg(feature = "default-stack")]
 impl StackSource {
     pub(crate) fn new(stack_size: usize, _stacks_per_slab: usize) -> io::Result<Self> {
-        // The size is checked now, as it is where stacks share slabs.
+        // The size is checked now, as it is where stacks share slabs; unlike
+        // `DefaultStack::new`, a pool refuses a size below the minimum.
+        if stack_size < MIN_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "stack size is below stackswitch::stack::MIN_STACK_SIZE",
+            ));
+        }
         reservation_len(stack_size)?;
         Ok(StackSource { stack_size })
     }
