@@ -31,11 +31,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
 
-if ! rustup toolchain list | grep -q '^nightly'; then
-    rustup toolchain install nightly --profile minimal
-fi
-rustup +nightly component add miri rust-src
-cargo +nightly miri setup
+ci/setup.sh miri
 
 export MIRIFLAGS="-Zmiri-permissive-provenance ${MIRIFLAGS:-}"
 failed=0

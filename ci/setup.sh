@@ -5,7 +5,7 @@
 #   ci/setup.sh <group>...
 #
 # Groups: host (nightly, rust-src), cfi (control-flow protection), valgrind,
-# gdb, fuzz, linux-cross, loongarch, wine, build-only, gcs; `all` is every
+# gdb, fuzz, miri, linux-cross, loongarch, wine, build-only, gcs; `all` is every
 # one.
 # This is the only script that installs anything: the others call it with
 # the groups they need. The cross targets come from ci/targets.
@@ -104,6 +104,15 @@ group_valgrind() {
 group_gdb() {
     need_root
     apt_install gdb
+}
+
+# ------------------------------------------------------------------- miri --
+group_miri() {
+    need_nightly
+    rustup_component nightly miri
+    rustup_component nightly rust-src
+    # Builds Miri's sysroot once (it says so when it is already there).
+    run cargo +nightly miri setup
 }
 
 # ------------------------------------------------------------------- fuzz --
@@ -483,7 +492,7 @@ group_gcs() {
 }
 
 # ------------------------------------------------------------------- main --
-all_groups=(host cfi valgrind gdb fuzz linux-cross loongarch wine build-only gcs)
+all_groups=(host cfi valgrind gdb fuzz miri linux-cross loongarch wine build-only gcs)
 [ $# -gt 0 ] || die "usage: $0 <${all_groups[*]}|all>..."
 command -v rustup >/dev/null || die "rustup not found"
 mkdir -p "$CI_DIR"
@@ -503,6 +512,7 @@ for g in "${groups[@]}"; do
         valgrind)    group_valgrind ;;
         gdb)         group_gdb ;;
         fuzz)        group_fuzz ;;
+        miri)        group_miri ;;
         linux-cross) group_linux_cross ;;
         loongarch)   group_loongarch ;;
         wine)        group_wine ;;

@@ -56,6 +56,9 @@ if wants host; then
     # under Valgrind's memcheck; each fails on any report.
     run_checked "sanitizers" ci/sanitizers.sh || fail
     run_checked "valgrind" ci/valgrind.sh || fail
+    # The suite under Miri (a thread per coroutine there), failing on any
+    # report.
+    run_checked "miri" ci/miri.sh || fail
     run_checked "benches compile" cargo check -p stackswitch-bench --benches --bins || fail
     run_checked "bench smoke (icount under callgrind)" ci/bench-smoke.sh || fail
 fi
