@@ -1,7 +1,7 @@
 //! `Generator`: a coroutine as an iterator.
 #![cfg(feature = "default-stack")]
 
-use stackswitch::{Coroutine, Generator, Yielder};
+use stackswitch::{Generator, Yielder};
 
 #[test]
 fn yields_then_keeps_the_return_value() {
@@ -44,7 +44,7 @@ fn recursive_walk_yields_from_any_depth() {
 #[cfg(feature = "unwind")]
 #[test]
 fn from_a_coroutine_and_lazy() {
-    let coroutine = Coroutine::<(), u8, (), _>::new(|y, ()| {
+    let coroutine = stackswitch::Coroutine::<(), u8, (), _>::new(|y, ()| {
         y.suspend(1);
         y.suspend(2);
     });
