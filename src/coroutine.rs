@@ -938,6 +938,13 @@ pub(crate) unsafe fn move_to_stack_top<T>(
         closure_too_large(mem::size_of::<T>(), base.get() - usable_limit.get());
     }
     let addr = closure_addr::<T>(base);
+    if !always_fits {
+        // A large closure, and the entry's words below it, may reach below
+        // where the last frames on a reused stack returned, which memcheck
+        // takes for dead stack. (Nothing outside Valgrind.)
+        let lowest = addr.saturating_sub(stack::WRITTEN_BELOW_VALUE);
+        stack::valgrind::make_mem_undefined(lowest, base.get() - lowest);
+    }
     // SAFETY: `addr` is aligned and within the stack's usable part (above
     // `usable_limit`), with nothing running on it (caller); the OS is made
     // to provide it first.

@@ -3,8 +3,8 @@
 
 use std::hint::black_box;
 
-use stackswitch::stack::{DefaultStack, MIN_STACK_SIZE};
-use stackswitch::{on_stack, Coroutine, CoroutineResult, ScopedCoroutine, Yielder};
+use stackswitch::stack::DefaultStack;
+use stackswitch::{on_stack, Coroutine, CoroutineResult, Yielder};
 
 #[inline(never)]
 fn remaining_below_a_16k_frame(yielder: &Yielder<(), usize>) -> usize {
@@ -143,6 +143,9 @@ fn a_panic_on_a_grown_segment_reaches_the_coroutine_with_its_bounds_restored() {
     ignore = "under Miri a coroutine's frames live on its thread, not in its stack memory"
 )]
 fn a_forced_unwind_fits_in_the_minimum_stack() {
+    use stackswitch::stack::MIN_STACK_SIZE;
+    use stackswitch::ScopedCoroutine;
+
     let mut stack = DefaultStack::new(256 * 1024).unwrap();
     // Twice: the first unwind of a process may take more than later ones.
     for _ in 0..2 {

@@ -16,15 +16,17 @@
 /// `valgrind.h` (`'S' << 8` plus 1 and 2).
 const STACK_REGISTER: usize = 0x1501;
 const STACK_DEREGISTER: usize = 0x1502;
-/// `VG_USERREQ__MAKE_MEM_NOACCESS` and `VG_USERREQ__MAKE_MEM_DEFINED` from
-/// `memcheck.h` (`'M' << 24 | 'C' << 16`, plus 0 and 2). Other tools
-/// ignore them.
+/// `VG_USERREQ__MAKE_MEM_NOACCESS`, `VG_USERREQ__MAKE_MEM_UNDEFINED` and
+/// `VG_USERREQ__MAKE_MEM_DEFINED` from `memcheck.h` (`'M' << 24 | 'C' <<
+/// 16`, plus 0, 1 and 2). Other tools ignore them.
 const MAKE_MEM_NOACCESS: usize = 0x4d43_0000;
+const MAKE_MEM_UNDEFINED: usize = 0x4d43_0001;
 const MAKE_MEM_DEFINED: usize = 0x4d43_0002;
 
 /// Makes a client request and returns Valgrind's answer, or `default` when
 /// not running under Valgrind.
-#[cfg(target_arch = "x86_64")]
+// Not under Miri, which runs no asm (and no Valgrind).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 fn client_request(default: usize, request: [usize; 6]) -> usize {
     let result;
@@ -47,7 +49,7 @@ fn client_request(default: usize, request: [usize; 6]) -> usize {
     result
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
 #[inline(always)]
 fn client_request(default: usize, _request: [usize; 6]) -> usize {
     default
@@ -118,4 +120,13 @@ pub(in crate::stack) fn make_mem_noaccess(start: usize, len: usize) {
 #[inline]
 pub(in crate::stack) fn make_mem_defined(start: usize, len: usize) {
     client_request(0, [MAKE_MEM_DEFINED, start, len, 0, 0, 0]);
+}
+
+/// Tells memcheck that `start..start + len` may be written, before the
+/// stack it belongs to is written from outside (a large closure put on a
+/// reused stack): memcheck took what lies below the last frames that
+/// returned there for dead stack, and writing it would be an error.
+#[inline]
+pub(crate) fn make_mem_undefined(start: usize, len: usize) {
+    client_request(0, [MAKE_MEM_UNDEFINED, start, len, 0, 0, 0]);
 }
