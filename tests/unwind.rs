@@ -353,6 +353,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort() {
         // The destructor runs during the unwind; its suspend raises the
         // forced unwind again, out of a destructor running during cleanup,
