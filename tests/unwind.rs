@@ -312,6 +312,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_drops_an_unstarted_closure_that_panics_first_in_the_process() {
         // The closure's destructor panics: the process's first panic, with
         // symbols still to be bound lazily. It must not run on the small
