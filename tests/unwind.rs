@@ -330,6 +330,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_panics_first_in_the_process() {
         // The panic machinery runs on the coroutine's stack the first time.
         if !in_child_process("with_unwind::smallest_stack_panics_first_in_the_process") {
@@ -342,6 +343,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_on_stack_panics_first_in_the_process() {
         if !in_child_process("with_unwind::smallest_stack_on_stack_panics_first_in_the_process") {
             return;
