@@ -321,8 +321,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             state.set_bounds(usable_limit.get(), stack.base().get());
             // A closure with nothing to drop costs nothing here.
             if mem::needs_drop::<F>() {
-                let drop_closure: DropClosureFn = drop_closure_in_place::<F>;
-                state.drop_closure.set(drop_closure as usize);
+                state.drop_closure.set(Some(drop_closure_in_place::<F>));
             }
             let data = move_to_stack_top(stack.base(), usable_limit, func);
             let entry: EntryFn = coroutine_entry::<Input, Yield, Return, F>;
@@ -627,9 +626,9 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
                 // nothing else will take or drop the closure.
                 unsafe {
                     let base = self.stack.base();
-                    let drop_closure: DropClosureFn =
-                        mem::transmute(StackState::of(base).drop_closure.get());
-                    drop_closure(base);
+                    if let Some(drop_closure) = StackState::of(base).drop_closure.get() {
+                        drop_closure(base);
+                    }
                 }
             }
             return;
@@ -792,7 +791,9 @@ struct StackState {
     /// Until the coroutine starts, if its closure needs dropping: a
     /// `DropClosureFn` that drops it in place (kept here rather than in the
     /// `Coroutine`, which stays small and cheap to move). Unused otherwise.
-    drop_closure: Cell<usize>,
+    /// Kept as a function pointer, never as an integer: one rebuilt from an
+    /// integer has no provenance, and calling it is undefined behaviour.
+    drop_closure: Cell<Option<DropClosureFn>>,
 }
 
 /// Drops the closure of a coroutine that never started, in place on its

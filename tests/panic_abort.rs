@@ -79,6 +79,10 @@ fn assert_aborted_with(output: &Output, message: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "builds with cargo and rustc and starts a child process (Miri runs none)"
+)]
 fn dropping_a_suspended_coroutine_aborts_with_a_message() {
     if let Some(output) = run("drop") {
         assert_aborted_with(
@@ -89,6 +93,10 @@ fn dropping_a_suspended_coroutine_aborts_with_a_message() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "builds with cargo and rustc and starts a child process (Miri runs none)"
+)]
 fn dropping_a_suspended_generator_aborts_with_a_message() {
     if let Some(output) = run("drop-generator") {
         assert_aborted_with(
@@ -99,6 +107,10 @@ fn dropping_a_suspended_generator_aborts_with_a_message() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "builds with cargo and rustc and starts a child process (Miri runs none)"
+)]
 fn force_unwind_panics_with_a_message() {
     if let Some(output) = run("force_unwind") {
         assert_aborted_with(

@@ -58,6 +58,7 @@ fn run_child(test: &str) {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
 fn exit_in_a_thread_local_coroutine_on_its_first_run() {
     run_child("exit_in_a_thread_local_coroutine_on_its_first_run");
     if std::env::var_os(CHILD).is_some() {
@@ -66,6 +67,7 @@ fn exit_in_a_thread_local_coroutine_on_its_first_run() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
 fn exit_in_a_thread_local_coroutine_after_a_suspend() {
     run_child("exit_in_a_thread_local_coroutine_after_a_suspend");
     if std::env::var_os(CHILD).is_some() {

@@ -21,17 +21,16 @@ const LARGEST: usize = (USABLE - MIN_STACK_SIZE) / 2;
 /// `usable_limit` (the limit) is right for it.
 struct GuardBelowLimit(DefaultStack);
 
-// SAFETY: the limit is the inner stack's, moved above its guard page; the
-// rest is the inner stack's.
+// SAFETY: the limit is the inner stack's usable limit, above its guard
+// page; the rest is the inner stack's.
 unsafe impl Stack for GuardBelowLimit {
     fn base(&self) -> StackPointer {
         self.0.base()
     }
 
     fn limit(&self) -> StackPointer {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        StackPointer::new(self.0.limit().get() + page).unwrap()
+        // Just above the inner stack's guard page (where it has one).
+        self.0.usable_limit()
     }
 
     // Under a hardware shadow stack (AArch64 GCS), the inner stack's.

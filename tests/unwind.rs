@@ -312,6 +312,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_drops_an_unstarted_closure_that_panics_first_in_the_process() {
         // The closure's destructor panics: the process's first panic, with
         // symbols still to be bound lazily. It must not run on the small
@@ -329,6 +330,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_panics_first_in_the_process() {
         // The panic machinery runs on the coroutine's stack the first time.
         if !in_child_process("with_unwind::smallest_stack_panics_first_in_the_process") {
@@ -341,6 +343,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn smallest_stack_on_stack_panics_first_in_the_process() {
         if !in_child_process("with_unwind::smallest_stack_on_stack_panics_first_in_the_process") {
             return;
@@ -353,6 +356,7 @@ mod with_unwind {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "starts a child process (Miri runs none)")]
     fn a_destructor_that_suspends_during_a_forced_unwind_ends_in_an_abort() {
         // The destructor runs during the unwind; its suspend raises the
         // forced unwind again, out of a destructor running during cleanup,

@@ -46,12 +46,13 @@ fn layout(size: usize) -> io::Result<Layout> {
 }
 
 impl DefaultStack {
-    /// Allocates a stack of at least `size` usable bytes, zeroed.
+    /// Allocates a stack of at least `size` usable bytes, zeroed. A `size`
+    /// below [`MIN_STACK_SIZE`] is raised to it, as elsewhere.
     ///
-    /// Fails with [`io::ErrorKind::InvalidInput`] if `size` is below
-    /// [`MIN_STACK_SIZE`], or with [`io::ErrorKind::OutOfMemory`].
+    /// Fails with [`io::ErrorKind::InvalidInput`] if the size overflows, or
+    /// with [`io::ErrorKind::OutOfMemory`].
     pub fn new(size: usize) -> io::Result<Self> {
-        let layout = layout(size)?;
+        let layout = layout(size.max(MIN_STACK_SIZE))?;
         // SAFETY: the layout's size is at least MIN_STACK_SIZE, not zero.
         let start = unsafe { alloc::alloc_zeroed(layout) };
         if start.is_null() {

@@ -25,7 +25,6 @@ const MAKE_MEM_DEFINED: usize = 0x4d43_0002;
 
 /// Makes a client request and returns Valgrind's answer, or `default` when
 /// not running under Valgrind.
-// Not under Miri, which runs no asm (and no Valgrind).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[inline]
 fn client_request(default: usize, request: [usize; 6]) -> usize {
@@ -49,7 +48,9 @@ fn client_request(default: usize, request: [usize; 6]) -> usize {
     result
 }
 
-#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+/// Elsewhere (and under Miri, which is not Valgrind and runs no inline
+/// asm) there is no Valgrind to ask.
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 #[inline(always)]
 fn client_request(default: usize, _request: [usize; 6]) -> usize {
     default
@@ -104,7 +105,7 @@ pub(in crate::stack) fn deregister_stack(id: usize) {
     client_request(0, [STACK_DEREGISTER, id, 0, 0, 0, 0]);
 }
 
-#[cfg_attr(not(all(unix, feature = "default-stack")), allow(dead_code))]
+#[cfg_attr(any(not(all(unix, feature = "default-stack")), miri), allow(dead_code))]
 /// Tells memcheck that `start..start + len` must not be accessed (a guard
 /// page it cannot know of).
 #[inline]
@@ -112,7 +113,7 @@ pub(in crate::stack) fn make_mem_noaccess(start: usize, len: usize) {
     client_request(0, [MAKE_MEM_NOACCESS, start, len, 0, 0, 0]);
 }
 
-#[cfg_attr(not(all(unix, feature = "default-stack")), allow(dead_code))]
+#[cfg_attr(any(not(all(unix, feature = "default-stack")), miri), allow(dead_code))]
 /// Tells memcheck that `start..start + len` holds defined values, before a
 /// stack scan reads it. Memcheck marks a stack's memory inaccessible as the
 /// frames on it return, so reading what they left is an error otherwise;
