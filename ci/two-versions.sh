@@ -10,8 +10,10 @@ trap 'rm -rf "$work"' EXIT
 
 mkdir -p "$work/v2" "$work/app/src"
 cp -r "$repo/src" "$repo/Cargo.toml" "$work/v2/"
-# Same code, published as an incompatible version; drop the workspace table.
-sed -i -e '0,/^version = .*/s//version = "0.2.0"/' -e '/^\[workspace\]/,/^$/d' "$work/v2/Cargo.toml"
+# Same code, published as an incompatible version; drop the workspace table
+# and the examples' (not copied).
+sed -i -e '0,/^version = .*/s//version = "0.2.0"/' -e '/^\[workspace\]/,/^$/d' \
+    -e '/^\[\[example\]\]/,/^$/d' "$work/v2/Cargo.toml"
 cat >"$work/app/Cargo.toml" <<TOML
 [package]
 name = "two-versions"
