@@ -940,11 +940,11 @@ pub(crate) unsafe fn move_to_stack_top<T>(
     }
     let addr = closure_addr::<T>(base);
     if !always_fits {
-        // A large closure, and the entry's words below it, may reach below
-        // where the last frames on a reused stack returned, which memcheck
-        // takes for dead stack. (Nothing outside Valgrind.)
-        let lowest = addr.saturating_sub(stack::WRITTEN_BELOW_VALUE);
-        stack::valgrind::make_mem_undefined(lowest, base.get() - lowest);
+        // Memcheck takes what the last frames on a reused stack left for
+        // dead stack; a large closure is written there from outside, and the
+        // frame that copies it in begins there too. The stack is the new
+        // coroutine's from its usable limit up. (Nothing outside Valgrind.)
+        stack::valgrind::make_mem_undefined(usable_limit.get(), base.get() - usable_limit.get());
     }
     // SAFETY: `addr` is aligned and within the stack's usable part (above
     // `usable_limit`), with nothing running on it (caller); the OS is made

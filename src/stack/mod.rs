@@ -308,7 +308,8 @@ pub(crate) unsafe fn detach_os_state<S: Stack + ?Sized>(stack: &mut S) {
 /// Bytes below a value moved to a stack's top (`coroutine::move_to_stack_top`)
 /// that the arch's `init_stack` or `trap_regs` may write next, or below the
 /// arch header that the generic state takes: a few words.
-pub(crate) const WRITTEN_BELOW_VALUE: usize = 64;
+#[cfg(windows)]
+const WRITTEN_BELOW_VALUE: usize = 64;
 
 /// Makes the top of the stack with base `base` writable down to `value`
 /// (and the few words below it that an entry writes), before a value is
