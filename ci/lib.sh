@@ -1,7 +1,9 @@
-# Shared helpers for the CI scripts. Source it; it defines functions only.
+# Shared helpers for the CI scripts. Source it; it defines functions and the
+# running counts of passed and failed steps.
 
-CI_TOTAL_PASSED=0
-CI_TOTAL_FAILED=0
+# Sourcing it again (ci/env.sh does) keeps the counts so far.
+CI_TOTAL_PASSED=${CI_TOTAL_PASSED:-0}
+CI_TOTAL_FAILED=${CI_TOTAL_FAILED:-0}
 CI_LOG_DIR=${CI_LOG_DIR:-${TMPDIR:-/tmp}/stackswitch-ci-logs}
 mkdir -p "$CI_LOG_DIR"
 
