@@ -12,6 +12,7 @@ use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
 use core::ptr;
 
+use crate::abi::{EntryFn, StackCallFn};
 use crate::arch;
 use crate::sanitizer::{self, CoroutineFiber};
 #[cfg(feature = "default-stack")]
@@ -19,7 +20,7 @@ use crate::stack::DefaultStack;
 use crate::stack::{self, StackPointer, STACK_ALIGNMENT};
 use crate::transfer::{self, Word};
 use crate::trap::CoroutineTrapHandler;
-use crate::unwind::{self, root_fn, CaughtPanic, EntryFn, StackCallFn};
+use crate::unwind::{self, root_fn, CaughtPanic};
 
 /// `Coroutine::context` values that are not saved stack pointers. A saved
 /// context is a stack address, which is never this small.
@@ -314,7 +315,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
-            let fiber = CoroutineFiber::new(&stack);
+            let fiber = CoroutineFiber::for_stack(stack.limit(), stack.base());
             stack::attach_os_state(&stack);
             let usable_limit = stack.usable_limit();
             let state = StackState::of(stack.base());
@@ -690,7 +691,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
-            sanitizer::release(&mut this.fiber, &stack);
+            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -727,7 +728,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
-            sanitizer::release(&mut self.fiber, &*self.stack);
+            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }

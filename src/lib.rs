@@ -234,6 +234,7 @@
 extern crate std;
 
 #[macro_use]
+mod abi;
 mod arch;
 mod coroutine;
 pub mod future;

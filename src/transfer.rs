@@ -34,7 +34,7 @@
 use core::mem::{self, ManuallyDrop};
 use core::ptr;
 
-pub(crate) use crate::arch::Word;
+pub(crate) use crate::abi::Word;
 
 /// Whether a `T` travels in the word itself rather than by address.
 const fn fits_in_word<T>() -> bool {

@@ -31,11 +31,11 @@ pub fn install_overflow_reporter() -> std::io::Result<()> {
     ))
 }
 
+use crate::abi::TrapEntryFn;
 use crate::arch;
 pub use crate::arch::TrapHandlerRegs;
 use crate::coroutine::{move_to_stack_top, trap_entry};
 use crate::stack::{StackPointer, STACK_ALIGNMENT};
-use crate::unwind::TrapEntryFn;
 
 /// The bounds of one coroutine's stack, for a trap handler. Obtained from
 /// [`Coroutine::trap_handler`](crate::Coroutine::trap_handler).

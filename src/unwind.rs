@@ -37,21 +37,6 @@ macro_rules! root_fn {
 }
 pub(crate) use root_fn;
 
-macro_rules! root_fn_types {
-    ($abi:literal) => {
-        /// Entry of a coroutine: `(first resume argument, link, closure)`.
-        pub(crate) type EntryFn = unsafe extern $abi fn(crate::arch::Word, *mut usize, *mut u8) -> !;
-        /// Entry of a trapped coroutine: `(handler closure, link)`.
-        pub(crate) type TrapEntryFn = unsafe extern $abi fn(*mut u8, *mut usize) -> !;
-        /// Function run by `call_on_stack`.
-        pub(crate) type StackCallFn = unsafe extern $abi fn(*mut u8);
-    };
-}
-#[cfg(any(feature = "asm-unwind", miri))]
-root_fn_types!("C-unwind");
-#[cfg(not(any(feature = "asm-unwind", miri)))]
-root_fn_types!("C");
-
 /// Runs `f` at the root of a stack, catching a panic if this policy carries
 /// panics across the switch as values.
 #[inline(always)]

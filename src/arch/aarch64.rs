@@ -156,8 +156,8 @@
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::stack::StackPointer;
-use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::StackPointer;
+use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 #[cfg(not(stackswitch_gcs))]

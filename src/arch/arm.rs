@@ -68,8 +68,8 @@
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::stack::StackPointer;
-use crate::unwind::{StackCallFn, TrapEntryFn};
+use crate::abi::StackPointer;
+use crate::abi::{StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 8;
 pub const STACK_HEADER_SIZE: usize = 8;
@@ -543,7 +543,7 @@ use isa::{coroutine_start, trap_start};
 pub unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
-    entry: crate::unwind::EntryFn,
+    entry: crate::abi::EntryFn,
     data: *mut u8,
 ) -> StackPointer {
     // SAFETY: the caller guarantees the header and the 16 bytes below `sp`

@@ -49,8 +49,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
 use super::Word;
-use crate::stack::StackPointer;
-use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::StackPointer;
+use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 16;

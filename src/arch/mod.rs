@@ -74,15 +74,8 @@ macro_rules! resume_asm {
     };
 }
 
-/// The register's worth of bits a switch carries (`arg`). `MaybeUninit`
-/// because it may hold a value with padding, or no value at all: inline asm
-/// accepts `MaybeUninit` operands of integer types and moves them between
-/// registers like any other, keeping every bit; Rust never reads the word
-/// as an integer. See `crate::transfer`.
-pub(crate) type Word = core::mem::MaybeUninit<usize>;
-
-use crate::stack::StackPointer;
-use crate::unwind::StackCallFn;
+pub(crate) use crate::abi::Word;
+use crate::abi::{StackCallFn, StackPointer};
 
 /// One `imp` module per row; a target that matches no row stops the build
 /// with a message that lists the supported CPUs.

@@ -55,8 +55,8 @@
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::stack::StackPointer;
-use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::StackPointer;
+use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 8;
 pub const STACK_HEADER_SIZE: usize = 8;

@@ -82,8 +82,8 @@ compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwin
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::stack::{StackPointer, StackTebFields};
-use crate::unwind::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{StackPointer, StackTebFields};
+use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 80;

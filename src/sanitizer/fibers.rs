@@ -33,7 +33,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use super::{asan, tsan};
-use crate::stack::{Stack, StackPointer};
+use crate::abi::StackPointer;
 
 /// The smallest stack a coroutine can run and be unwound on. Under a
 /// sanitizer, instrumented frames are several times larger and the runtime
@@ -126,8 +126,7 @@ impl CoroutineFiber {
     /// # Safety
     /// Nothing may run on the stack, which must be ours.
     #[inline]
-    pub(crate) unsafe fn new<S: Stack + ?Sized>(stack: &S) -> Self {
-        let (limit, base) = (stack.limit(), stack.base());
+    pub(crate) unsafe fn for_stack(limit: StackPointer, base: StackPointer) -> Self {
         // SAFETY: forwarded to the caller: no live frame has poison there.
         unsafe { asan::unpoison(limit.get() as *const c_void, base.get() - limit.get()) };
         // SAFETY: creating a fiber has no preconditions.
@@ -401,8 +400,7 @@ pub(crate) unsafe fn stack_call_returned(token: StackCallToken) {
 /// # Safety
 /// Nothing may run on the stack, and the coroutine may never run again.
 #[inline]
-pub(crate) unsafe fn release<S: Stack + ?Sized>(fiber: &mut CoroutineFiber, stack: &S) {
-    let (limit, base) = (stack.limit(), stack.base());
+pub(crate) unsafe fn release(fiber: &mut CoroutineFiber, limit: StackPointer, base: StackPointer) {
     // SAFETY: the coroutine is gone, so its fake stack and TSan fiber are
     // unused (and the fiber is not the current one: the caller runs on
     // another stack), and its stack memory is ours.

@@ -2,7 +2,7 @@
 //! Every type is zero-sized and every function empty and inlined, so the
 //! switch path compiles to exactly what it would be without them.
 
-use crate::stack::{Stack, StackPointer};
+use crate::abi::StackPointer;
 
 /// The smallest usable stack: what the architecture needs.
 pub(crate) const fn min_stack_size(arch_min: usize) -> usize {
@@ -16,7 +16,7 @@ impl CoroutineFiber {
     /// # Safety
     /// See `fibers.rs`; nothing is required here.
     #[inline(always)]
-    pub(crate) unsafe fn new<S: Stack + ?Sized>(_stack: &S) -> Self {
+    pub(crate) unsafe fn for_stack(_limit: StackPointer, _base: StackPointer) -> Self {
         CoroutineFiber
     }
 }
@@ -109,7 +109,12 @@ pub(crate) unsafe fn stack_call_returned(_token: StackCallToken) {}
 /// # Safety
 /// See `fibers.rs`; nothing is required here.
 #[inline(always)]
-pub(crate) unsafe fn release<S: Stack + ?Sized>(_fiber: &mut CoroutineFiber, _stack: &S) {}
+pub(crate) unsafe fn release(
+    _fiber: &mut CoroutineFiber,
+    _limit: StackPointer,
+    _base: StackPointer,
+) {
+}
 
 /// # Safety
 /// See `fibers.rs`; nothing is required here.

@@ -6,10 +6,9 @@
 //! type can be used if it upholds the trait's contract, and a `&mut S` of a
 //! stack is itself a stack, for reuse without moving.
 
-use core::num::NonZeroUsize;
-
-/// A stack address. Never zero.
-pub type StackPointer = NonZeroUsize;
+pub use crate::abi::StackPointer;
+#[cfg(windows)]
+pub use crate::abi::StackTebFields;
 
 /// Alignment of the stack pointer required at function calls on this target.
 /// [`Stack::base`] and [`Stack::limit`] must be multiples of it.
@@ -155,22 +154,6 @@ pub unsafe trait Stack {
     /// guaranteed size).
     #[cfg(windows)]
     fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize);
-}
-
-/// Thread Environment Block fields that Windows keeps about the current
-/// stack; `SwitchToFiber` swaps the same set.
-///
-/// The layout (four words in this order) is also the one the Windows
-/// context-switch code keeps in a coroutine stack's header.
-#[cfg(windows)]
-#[derive(Clone, Copy, Debug)]
-#[repr(C)]
-#[allow(non_snake_case, missing_docs)]
-pub struct StackTebFields {
-    pub StackBase: usize,
-    pub StackLimit: usize,
-    pub DeallocationStack: usize,
-    pub GuaranteedStackBytes: usize,
 }
 
 // SAFETY: the borrow keeps the underlying stack, and so its memory, alive and
