@@ -18,7 +18,7 @@ import re
 import sys
 from collections import defaultdict
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+ROOT = os.path.join(os.getcwd(), "src")  # run from the repository root
 
 
 def module_of(path):
