@@ -233,12 +233,23 @@
 #[cfg(any(feature = "default-stack", feature = "unwind", miri))]
 extern crate std;
 
-#[macro_use]
+// The layers, from the bottom: `abi` (shared types, a leaf), `arch` (the
+// context switch), `unwind`, `sanitizer`, `overflow`, `stack`; then the
+// coroutine machinery: `context` (the owner's word), `transfer` (values in
+// the switch word), `header` (the stack's top), `exit`, `on_stack`,
+// `yielder`, `trap`, `coroutine`; then what is built on `Coroutine`:
+// `scoped`, `generator`, `future`. `ci/module-graph.py` checks that no
+// module uses one above it.
 mod abi;
+#[macro_use]
 mod arch;
+mod context;
 mod coroutine;
+mod exit;
 pub mod future;
 mod generator;
+mod header;
+mod on_stack;
 #[cfg(all(unix, feature = "default-stack", not(miri)))]
 mod overflow;
 mod sanitizer;
@@ -247,12 +258,15 @@ pub mod stack;
 mod transfer;
 pub mod trap;
 mod unwind;
+mod yielder;
 
-pub use coroutine::{on_stack, Coroutine, CoroutineResult, Yielder};
+pub use coroutine::{Coroutine, CoroutineResult};
 pub use generator::Generator;
+pub use on_stack::on_stack;
 pub use scoped::{ScopedCoroutine, ScopedCoroutineRef};
 #[cfg(feature = "unwind")]
 pub use unwind::{is_forced_unwind, ForcedUnwind};
+pub use yielder::Yielder;
 
 // A `Yielder` is `Send` (and, by the doctest above, not `Sync`), as
 // corosensei's is.

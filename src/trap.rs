@@ -16,6 +16,7 @@
 //! `install_overflow_reporter` returns an `Unsupported` error.
 
 use core::marker::PhantomData;
+use core::ptr;
 
 #[cfg(all(unix, feature = "default-stack", not(miri)))]
 pub use crate::overflow::install_overflow_reporter;
@@ -31,11 +32,15 @@ pub fn install_overflow_reporter() -> std::io::Result<()> {
     ))
 }
 
+use crate::abi::StackPointer;
 use crate::abi::TrapEntryFn;
 use crate::arch;
 pub use crate::arch::TrapHandlerRegs;
-use crate::coroutine::{move_to_stack_top, trap_entry};
-use crate::stack::{StackPointer, STACK_ALIGNMENT};
+use crate::exit::exit_with;
+use crate::header::move_to_stack_top;
+use crate::sanitizer;
+use crate::stack::STACK_ALIGNMENT;
+use crate::unwind::{self, root_fn};
 
 /// The bounds of one coroutine's stack, for a trap handler. Obtained from
 /// [`Coroutine::trap_handler`](crate::Coroutine::trap_handler).
@@ -107,6 +112,23 @@ impl<Return> CoroutineTrapHandler<Return> {
             let entry: TrapEntryFn = trap_entry::<F, Return>;
             debug_assert_eq!(data % STACK_ALIGNMENT, 0);
             arch::trap_regs(self.base, data, entry, data as *mut u8)
+        }
+    }
+}
+
+root_fn! {
+    /// Root of a trapped coroutine, entered through `TrapHandlerRegs`: runs
+    /// the handler's closure and finishes the coroutine with its value.
+    unsafe fn trap_entry<F, Return>(data: *mut u8, link: *mut usize) -> !
+    where
+        F: FnOnce() -> Return,
+    {
+        // SAFETY: `setup_trap_handler` moved an F to `data`; the link is the
+        // trapped coroutine's, whose parent is still blocked in `resume`.
+        unsafe {
+            sanitizer::trapped(data as usize);
+            let result = unwind::catch_at_root(|| Some(ptr::read(data as *mut F)()));
+            exit_with(result, link)
         }
     }
 }
