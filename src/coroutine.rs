@@ -11,7 +11,7 @@ use core::marker::PhantomData;
 use core::mem::{self, ManuallyDrop};
 use core::ptr;
 
-use crate::abi::{EntryFn, Word};
+use crate::abi::{EntryFn, StackPointer, Word};
 use crate::arch;
 use crate::context::{Context, FreshContext};
 use crate::exit::{exit_with, Exit};
@@ -277,7 +277,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
-            let fiber = CoroutineFiber::for_stack(stack.limit(), stack.base());
+            let fiber = CoroutineFiber::for_stack(|| stack_bounds(&stack));
             stack::attach_os_state(&stack);
             let usable_limit = stack.usable_limit();
             let state = StackState::of(stack.base());
@@ -645,7 +645,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
-            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
+            sanitizer::release(&mut this.fiber, || stack_bounds(&stack));
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -682,7 +682,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
-            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
+            sanitizer::release(&mut self.fiber, || stack_bounds(&*self.stack));
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }
@@ -714,4 +714,12 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         self.force_unwind();
         true
     }
+}
+
+/// A stack's bounds, for the sanitizers. Handed to them as a closure: a
+/// stack's limit may cost more than a load to compute, and a build without
+/// sanitizers never calls it.
+#[inline(always)]
+fn stack_bounds<S: stack::Stack + ?Sized>(stack: &S) -> (StackPointer, StackPointer) {
+    (stack.limit(), stack.base())
 }
