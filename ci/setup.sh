@@ -83,6 +83,8 @@ group_host() {
     # asm-unwind and the sanitizers (-Zbuild-std) need nightly and its source.
     need_nightly
     rustup_component nightly rust-src
+    # ci/module-graph.py.
+    command -v python3 >/dev/null || { need_root; apt_install python3; }
 }
 
 # -------------------------------------------------------------------- cfi --

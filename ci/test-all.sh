@@ -21,6 +21,8 @@ if wants host; then
     # The feature combinations the specification names, each in debug and
     # release: no features (no_std, build only), `default-stack` without
     # `unwind`, and the defaults.
+    # Every module uses only modules below it: no cycles.
+    run_checked "module graph" python3 ci/module-graph.py || fail
     run_checked "no_std build" cargo build --lib --no-default-features || fail
     run_checked "no_std build (release)" cargo build --lib --no-default-features --release || fail
     for profile in debug release; do
