@@ -236,7 +236,7 @@ extern crate std;
 // The layers, from the bottom: `abi` (shared types, a leaf), `arch` (the
 // context switch), `unwind`, `sanitizer`, `overflow`, `stack`; then the
 // coroutine machinery: `context` (the owner's word), `transfer` (values in
-// the switch word), `header` (the stack's top), `exit`, `on_stack`,
+// the switch word), `header` (the stack's top), `exit`, `stack_call`,
 // `yielder`, `trap`, `coroutine`; then what is built on `Coroutine`:
 // `scoped`, `generator`, `future`. `ci/module-graph.py` checks that no
 // module uses one above it.
@@ -249,12 +249,12 @@ mod exit;
 pub mod future;
 mod generator;
 mod header;
-mod on_stack;
 #[cfg(all(unix, feature = "default-stack", not(miri)))]
 mod overflow;
 mod sanitizer;
 mod scoped;
 pub mod stack;
+mod stack_call;
 mod transfer;
 pub mod trap;
 mod unwind;
@@ -262,8 +262,8 @@ mod yielder;
 
 pub use coroutine::{Coroutine, CoroutineResult};
 pub use generator::Generator;
-pub use on_stack::on_stack;
 pub use scoped::{ScopedCoroutine, ScopedCoroutineRef};
+pub use stack_call::on_stack;
 #[cfg(feature = "unwind")]
 pub use unwind::{is_forced_unwind, ForcedUnwind};
 pub use yielder::Yielder;

@@ -8,12 +8,12 @@ use core::mem::ManuallyDrop;
 use crate::abi::StackPointer;
 use crate::arch;
 use crate::header::StackState;
-use crate::on_stack::call_on_stack_top;
-#[cfg(feature = "default-stack")]
-use crate::on_stack::on_stack;
 use crate::sanitizer;
 #[cfg(feature = "default-stack")]
 use crate::stack::{self, DefaultStack};
+use crate::stack_call::call_on_stack_top;
+#[cfg(feature = "default-stack")]
+use crate::stack_call::on_stack;
 use crate::transfer;
 use crate::unwind;
 
@@ -86,7 +86,7 @@ impl<Input, Yield> Yielder<Input, Yield> {
     /// stack keeps off limits) are not counted.
     ///
     /// Returns 0 if called from a stack the coroutine does not know of (for
-    /// example inside [`on_stack`](crate::on_stack) on another stack), so that
+    /// example inside [`on_stack`] on another stack), so that
     /// [`maybe_grow`](Self::maybe_grow) errs on the side of growing. It
     /// reads only the coroutine's own stack, no thread-local.
     ///

@@ -161,7 +161,7 @@ impl Message {
     }
 }
 
-/// "thread '<name>' overflowed a coroutine stack (guard page at 0x…,
+/// "thread '`<name>`' overflowed a coroutine stack (guard page at 0x…,
 /// stack 0x…-0x…)"
 fn report(thread_name: &[u8], stack: Overflowed) -> Message {
     let mut message = Message::new();
