@@ -353,12 +353,13 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
             Exit::Returned(unsafe { transfer::receive(word) })
         } else {
             // SAFETY: forwarded from the caller.
-            unsafe { self.exit_of_other(end, word) }
+            unsafe { self.panic_or_unwind_exit_of(end, word) }
         }
     }
 
-    /// [`exit_of`](Self::exit_of) for the ends that are not returns, which
-    /// also leave `context` to be set.
+    /// [`exit_of`](Self::exit_of) for a panic or an unwind. A return's end
+    /// is `DONE`, so the switch already left the coroutine done; these ends
+    /// are replaced by `DONE` here, off the hot path.
     ///
     /// # Safety
     /// As for `exit_of`.
@@ -366,7 +367,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
     // Where panics are not caught, `CaughtPanic` is uninhabited and the
     // `PANICKED` branch is dead.
     #[allow(unreachable_code)]
-    unsafe fn exit_of_other(&mut self, end: Context, word: Word) -> Exit<Return> {
+    unsafe fn panic_or_unwind_exit_of(&mut self, end: Context, word: Word) -> Exit<Return> {
         self.context = Context::DONE;
         if end == Context::PANICKED {
             // SAFETY: `exit_with` sends the panic with this end.
