@@ -12,7 +12,7 @@
 //!
 //! Every switch swaps the TEB's stack fields (the TEB is at x18, with the
 //! 64-bit layout of x64; see `windows.rs`) with the copy kept in the
-//! coroutine's header, and NT_TIB.ExceptionList ([x18]) for Wine's sake,
+//! coroutine's header, and NT_TIB.ExceptionList (`[x18]`) for Wine's sake,
 //! as on x64.
 //!
 //! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
@@ -217,7 +217,7 @@ unsafe extern "C" fn coroutine_start() {
 }
 
 /// Where a trapped coroutine continues (see `trap_regs`): sp is 16-aligned
-/// with the handler's address at [sp], x29 = the header's machine frame,
+/// with the handler's address at `[sp]`, x29 = the header's machine frame,
 /// x0 = data, x1 = link address.
 #[unsafe(naked)]
 unsafe extern "C" fn trap_start() {

@@ -14,14 +14,14 @@
 //! too, for reasons each CPU file gives.
 //!
 //! The offsets differ between the 32- and the 64-bit TEB, not between CPUs
-//! of one width; they are written once, in [`teb_offset!`], which the CPU
+//! of one width; they are written once, in `teb_offset!`, which the CPU
 //! files' switch asm reads too. What is per CPU: where the TEB is (the CPU
 //! file's `teb()`, whose asm is not `pure`: a coroutine may be resumed on
 //! another thread, so a TEB address must not be reused across a switch),
 //! and the asm that swaps the fields.
 //!
 //! Included by each Windows CPU file as a module of its own (`#[macro_use]`,
-//! before the switch asm that uses [`teb_offset!`]).
+//! before the switch asm that uses `teb_offset!`).
 
 use crate::abi::{EntryFn, StackPointer, StackTebFields};
 

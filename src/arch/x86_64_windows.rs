@@ -9,7 +9,7 @@
 //! Every switch swaps the TEB's stack fields (the TEB is at gs:0; see
 //! `windows.rs`) with the copy kept in the coroutine's header.
 //!
-//! Windows itself does not use NT_TIB.ExceptionList (gs:[0]) on x64, but
+//! Windows itself does not use NT_TIB.ExceptionList (`gs:[0]`) on x64, but
 //! Wine keeps a list of its own exception frames there and, while
 //! dispatching an exception, calls every frame of that list whose address
 //! is below the stack pointer of the frame being examined. Parent frames
@@ -100,7 +100,7 @@ const MACHFRAME: usize = 48;
 /// Offset of the saved ExceptionList below the base.
 const EXCEPTION_LIST: usize = 8;
 
-/// The address of the current thread's TEB (NT_TIB.Self, at gs:[0x30]).
+/// The address of the current thread's TEB (NT_TIB.Self, at `gs:[0x30]`).
 #[inline(always)]
 fn teb() -> usize {
     let teb: usize;

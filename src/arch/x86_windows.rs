@@ -10,11 +10,11 @@
 //!
 //! Every switch swaps the TEB's stack fields (the TEB is at fs:0; see
 //! `windows.rs`) with the copy kept in the coroutine's header, and with
-//! them NT_TIB.ExceptionList (fs:[0]), the head of the SEH registration
-//! chain, whose records live on the stack. A fresh
-//! coroutine's SEH chain is one terminal record in its header whose handler
-//! is copied from the end of the thread's chain (the OS's final handler,
-//! which SEHOP requires to end every chain).
+//! them NT_TIB.ExceptionList (`fs:[0]`), the head of the SEH registration
+//! chain, whose records live on the stack. A fresh coroutine's SEH chain is
+//! one terminal record in its header whose handler is copied from the end
+//! of the thread's chain (the OS's final handler, which SEHOP requires to
+//! end every chain).
 //!
 //! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
 //!
@@ -118,7 +118,7 @@ macro_rules! cfi {
     ($($s:literal),* $(,)?) => { "" };
 }
 
-/// The address of the current thread's TEB (NT_TIB.Self, at fs:[0x18]).
+/// The address of the current thread's TEB (NT_TIB.Self, at `fs:[0x18]`).
 #[inline(always)]
 fn teb() -> usize {
     let teb: usize;
