@@ -130,6 +130,10 @@ macro_rules! swap_teb {
     };
 }
 
+// `swap_header` finds the TEB fields (the bottom of the header, see
+// `windows.rs`) from the link address.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 48);
+
 /// Swaps all TEB fields with the header of the coroutine whose link address
 /// is in x2 (TEB fields at x2 - 48, ExceptionList at x2 - 8).
 macro_rules! swap_header {

@@ -153,6 +153,11 @@ macro_rules! swap_teb {
     };
 }
 
+// The switch asm finds the header from the link address: the TEB fields
+// (the bottom of the header, see `windows.rs`) at rdx - 56 and the
+// ExceptionList at rdx + 16.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 56 && LINK - EXCEPTION_LIST == 16);
+
 /// Gives the TEB back to the parent blocked in `resume` (link address in
 /// rdx), keeping ours in the header, and returns into its `resume`,
 /// restoring its rbp and rbx (the first word of its frame record, the link

@@ -159,6 +159,10 @@ macro_rules! swap_teb {
     };
 }
 
+// `swap_header` finds the TEB fields (the bottom of the header, see
+// `windows.rs`) from the link address.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 40);
+
 /// Swaps all five TEB fields with the header of the coroutine whose link
 /// address is in edx (TEB fields at edx - 40, ExceptionList at edx - 12),
 /// using ebx and edi.
