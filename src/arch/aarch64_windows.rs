@@ -10,12 +10,10 @@
 //! reserves x19 (its base pointer) and x29, so those are saved by hand; lr
 //! (x30) is clobbered by the `blr`.
 //!
-//! The 64-bit TEB layout is shared with x64: ExceptionList [x18], StackBase
-//! [x18 + 0x08], StackLimit [x18 + 0x10], DeallocationStack
-//! [x18 + 0x1478], GuaranteedStackBytes [x18 + 0x1748] (32 bits). Every
-//! switch swaps them with the copy in the coroutine's header (the parent's
-//! while the coroutine runs, its own otherwise); ExceptionList is swapped
-//! for Wine's sake, as on x64.
+//! Every switch swaps the TEB's stack fields (the TEB is at x18, with the
+//! 64-bit layout of x64; see `windows.rs`) with the copy kept in the
+//! coroutine's header, and NT_TIB.ExceptionList (`[x18]`) for Wine's sake,
+//! as on x64.
 //!
 //! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
 //!
@@ -45,7 +43,7 @@
 //!
 //! ```text
 //!  parent's sp at the `resume` asm ──►  +----------------+
-//!                                       | link address   |  (for on_parent_stack)
+//!                                       | link address   |  (spare, not read)
 //!                                       | parent x19     |
 //!                                       | return address |  (lr of the blr)
 //!                                link ─►| parent x29     |
@@ -66,27 +64,23 @@
 //! `resume` enters with `blr` and the coroutine leaves with `ret`, so the
 //! return-address predictor stays in step.
 
-// A panic unwinding straight through the switch would leave the TEB
-// describing the coroutine's stack; panics cross as values here instead.
-#[cfg(feature = "asm-unwind")]
-compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
-
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::abi::{StackPointer, StackTebFields};
+use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+
+#[macro_use]
+#[path = "windows.rs"]
+mod windows;
+pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
+pub use self::windows::MIN_STACK_SIZE;
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 64;
-/// Enough to run and unwind a coroutine: raising an SEH exception puts several CONTEXT records on the stack (8-12 KiB).
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]). Same fields
-/// as on other AArch64 systems.
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
+/// The AArch64 Windows registers to write when redirecting a trapped
+/// coroutine (the same fields as on other AArch64 systems).
 #[derive(Clone, Copy, Debug)]
 #[allow(missing_docs)]
 pub struct TrapHandlerRegs {
@@ -100,33 +94,45 @@ pub struct TrapHandlerRegs {
 
 /// Offset of the link word (the machine frame) below the stack base.
 pub const LINK: usize = 16;
-/// Offset of the saved TEB fields below the base.
-const TEB_FIELDS: usize = 64;
+/// The address of the current thread's TEB: x18, which the ABI reserves
+/// for it.
+#[inline(always)]
+fn teb() -> usize {
+    let teb: usize;
+    // SAFETY: copies a register; touches no memory, stack or flags.
+    unsafe { asm!("mov {}, x18", out(reg) teb, options(nomem, nostack, preserves_flags)) };
+    teb
+}
+
+/// Exchanges TEB field `$field` with the word (`x`) or its low half (`w`)
+/// at `[$p, #$o]`, using x3 and x4.
+macro_rules! swap_field {
+    ($r:literal $field:ident, $p:literal, $o:literal) => {
+        concat!(
+            "ldr ", $r, "3, [x18, #", teb_offset!($field), "]\n",
+            "ldr ", $r, "4, [", $p, ", #", $o, "]\n",
+            "str ", $r, "4, [x18, #", teb_offset!($field), "]\n",
+            "str ", $r, "3, [", $p, ", #", $o, "]\n",
+        )
+    };
+}
 
 /// Swaps the TEB stack fields with the four words at `[$p, #$o]` ..
 /// (offsets `$o` .. `$o + 24`, `StackTebFields` layout), using x3 and x4.
 macro_rules! swap_teb {
     ($p:literal, $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
         concat!(
-            "ldr x3, [x18, #0x08]\n",
-            "ldr x4, [", $p, ", #", $o0, "]\n",
-            "str x4, [x18, #0x08]\n",
-            "str x3, [", $p, ", #", $o0, "]\n",
-            "ldr x3, [x18, #0x10]\n",
-            "ldr x4, [", $p, ", #", $o1, "]\n",
-            "str x4, [x18, #0x10]\n",
-            "str x3, [", $p, ", #", $o1, "]\n",
-            "ldr x3, [x18, #0x1478]\n",
-            "ldr x4, [", $p, ", #", $o2, "]\n",
-            "str x4, [x18, #0x1478]\n",
-            "str x3, [", $p, ", #", $o2, "]\n",
-            "ldr w3, [x18, #0x1748]\n",
-            "ldr w4, [", $p, ", #", $o3, "]\n",
-            "str w4, [x18, #0x1748]\n",
-            "str w3, [", $p, ", #", $o3, "]\n",
+            swap_field!("x" StackBase, $p, $o0),
+            swap_field!("x" StackLimit, $p, $o1),
+            swap_field!("x" DeallocationStack, $p, $o2),
+            swap_field!("w" GuaranteedStackBytes, $p, $o3),
         )
     };
 }
+
+// `swap_header` finds the TEB fields (the bottom of the header, see
+// `windows.rs`) from the link address.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 48);
 
 /// Swaps all TEB fields with the header of the coroutine whose link address
 /// is in x2 (TEB fields at x2 - 48, ExceptionList at x2 - 8).
@@ -134,10 +140,23 @@ macro_rules! swap_header {
     () => {
         concat!(
             swap_teb!("x2", "-48", "-40", "-32", "-24"),
-            "ldr x3, [x18]\n",
-            "ldur x4, [x2, #-8]\n",
-            "str x4, [x18]\n",
-            "stur x3, [x2, #-8]\n",
+            swap_field!("x" ExceptionList, "x2", "-8"),
+        )
+    };
+}
+
+/// Gives the TEB back to the parent blocked in `resume` (link address in
+/// x2), keeping ours in the header, and returns into its `resume`,
+/// restoring its x19, x29 and lr. Uses x3 and x4.
+macro_rules! return_to_parent {
+    () => {
+        concat!(
+            swap_header!(),
+            "ldr x3, [x2]\n",
+            "ldr x19, [x3, #16]\n",
+            "ldp x29, x30, [x3]\n",
+            "add sp, x3, #32\n",
+            "ret\n",
         )
     };
 }
@@ -202,7 +221,7 @@ unsafe extern "C" fn coroutine_start() {
 }
 
 /// Where a trapped coroutine continues (see `trap_regs`): sp is 16-aligned
-/// with the handler's address at [sp], x29 = the header's machine frame,
+/// with the handler's address at `[sp]`, x29 = the header's machine frame,
 /// x0 = data, x1 = link address.
 #[unsafe(naked)]
 unsafe extern "C" fn trap_start() {
@@ -238,14 +257,14 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
         swap_teb!("x19", "0", "8", "16", "24"),
         // f runs with an empty ExceptionList; the caller's is kept in the
         // free word of our frame.
-        "ldr x3, [x18]",
+        concat!("ldr x3, [x18, #", teb_offset!(ExceptionList), "]"),
         "str x3, [x29, #24]",
         "mov x3, #-1",
-        "str x3, [x18]",
+        concat!("str x3, [x18, #", teb_offset!(ExceptionList), "]"),
         "mov sp, x1",
         "blr x2",
         "ldr x3, [x29, #24]",
-        "str x3, [x18]",
+        concat!("str x3, [x18, #", teb_offset!(ExceptionList), "]"),
         swap_teb!("x19", "0", "8", "16", "24"),
         ".seh_startepilogue",
         "mov sp, x29",
@@ -261,58 +280,8 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
     )
 }
 
-/// The current thread's TEB stack fields (those of the stack it runs on).
-#[inline]
-pub fn current_teb_fields() -> StackTebFields {
-    let (base, limit, deallocation, guaranteed): (usize, usize, usize, u32);
-    // SAFETY: reads the current thread's own TEB (x18).
-    unsafe {
-        asm!(
-            "ldr {base}, [x18, #0x08]",
-            "ldr {limit}, [x18, #0x10]",
-            "ldr {deallocation}, [x18, #0x1478]",
-            "ldr {guaranteed:w}, [x18, #0x1748]",
-            base = out(reg) base,
-            limit = out(reg) limit,
-            deallocation = out(reg) deallocation,
-            guaranteed = out(reg) guaranteed,
-            options(nostack, readonly, preserves_flags),
-        );
-    }
-    StackTebFields {
-        StackBase: base,
-        StackLimit: limit,
-        DeallocationStack: deallocation,
-        GuaranteedStackBytes: guaranteed as usize,
-    }
-}
-
-/// Sets the current thread's TEB StackLimit.
-///
 /// # Safety
-/// `limit` must be the lowest committed address of the stack the thread
-/// runs on, above its guard page.
-#[inline]
-pub unsafe fn set_current_stack_limit(limit: usize) {
-    // SAFETY: forwarded from the caller; writes the thread's own TEB.
-    unsafe {
-        asm!(
-            "str {}, [x18, #0x10]",
-            in(reg) limit,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Address of the saved TEB fields in the header of the stack with `base`.
-#[inline]
-pub fn teb_fields_slot(base: StackPointer) -> *mut StackTebFields {
-    (base.get() - TEB_FIELDS) as *mut StackTebFields
-}
-
-/// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
+/// See [`super::init_stack`].
 #[inline]
 pub unsafe fn init_stack(
     base: StackPointer,
@@ -327,17 +296,12 @@ pub unsafe fn init_stack(
         *((top - 8) as *mut usize) = parent_landing as *const () as usize + LANDING_OFFSET;
         *((top - LINK) as *mut usize) = 0;
         *((top - 24) as *mut usize) = usize::MAX;
-        let fresh = sp - 32;
-        *((fresh + 16) as *mut usize) = data as usize;
-        *((fresh + 8) as *mut usize) = entry as usize;
-        *(fresh as *mut usize) = coroutine_start as *const () as usize;
-        StackPointer::new_unchecked(fresh)
+        windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
 pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
@@ -364,8 +328,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
 pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
@@ -379,13 +342,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             "stp x3, x19, [sp]",
             "str x29, [sp, #16]",
             "mov x1, sp",
-            swap_header!(),
-            // Return into the parent's `resume`, restoring its x19, x29, lr.
-            "ldr x3, [x2]",
-            "ldr x19, [x3, #16]",
-            "ldp x29, x30, [x3]",
-            "add sp, x3, #32",
-            "ret",
+            return_to_parent!(),
             // Resumed: on the parent's stack, x2 = link, x1 = our context.
             "2:",
             "stp x29, x30, [sp, #-32]!",
@@ -410,7 +367,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
 pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: x1 = `end` (a small
@@ -418,12 +375,7 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // our final TEB fields stay in the header.
     unsafe {
         asm!(
-            swap_header!(),
-            "ldr x3, [x2]",
-            "ldr x19, [x3, #16]",
-            "ldp x29, x30, [x3]",
-            "add sp, x3, #32",
-            "ret",
+            return_to_parent!(),
             in("x0") arg,
             in("x2") link,
             in("x1") end,
@@ -433,28 +385,17 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
 }
 
 /// # Safety
-/// `link` must be the link value of a running coroutine.
+/// See [`super::parent_stack_top`].
 #[inline]
 pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Below the parent's frame record the stack is free. For
-    // `call_on_stack`, the word at the top points at the parent's TEB
-    // fields in the coroutine's header (link address at link + 24).
-    // The parent's stack may never have reached that word: it is
-    // committed first, as the parent's TEB fields (in the header) say.
-    // SAFETY: `link` points at that frame record; the word written is free
-    // parent stack.
-    unsafe {
-        let top = (link - 16) & !(STACK_ALIGNMENT - 1);
-        let fields = *((link + 24) as *const usize) + LINK - TEB_FIELDS;
-        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
-        *(top as *mut usize) = fields;
-        StackPointer::new_unchecked(top)
-    }
+    // Below the parent's frame record the stack is free. The top is a free
+    // word, where `call_on_stack` finds the address of the stack's TEB
+    // fields.
+    // SAFETY: a stack address is never near zero.
+    unsafe { StackPointer::new_unchecked((link - 16) & !(STACK_ALIGNMENT - 1)) }
 }
 
-/// The stack pointer (`sp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
+/// See [`super::current_stack_pointer`].
 #[inline(always)]
 pub fn current_stack_pointer() -> usize {
     let sp: usize;
@@ -464,9 +405,7 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
 pub unsafe fn trap_regs(
     base: StackPointer,

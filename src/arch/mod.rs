@@ -182,7 +182,7 @@ pub(crate) unsafe fn set_shadow_stack(_base: StackPointer, _context: StackPointe
 /// `top` must be aligned to `STACK_ALIGNMENT`, with enough stack below it
 /// for `f`, and laid out as the arch's `stack_call_trampoline` documents
 /// (on Windows, the word at `top` points at the stack's TEB fields;
-/// `stack::call_top` and `parent_stack_top` arrange that).
+/// `stack::StackCall` and `stack::parent_call_top` arrange that).
 ///
 /// Where the switch follows shadow stacks, a non-zero `shadow` is the top of
 /// the shadow stack that goes with `top`'s stack (as from

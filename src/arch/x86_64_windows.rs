@@ -6,17 +6,10 @@
 //! rbp are reserved by LLVM and saved by hand. Callers leave 32 bytes of
 //! "shadow space" above the return address for the callee.
 //!
-//! Besides registers, a Windows thread has per-stack state in its Thread
-//! Environment Block (TEB, at gs:0): StackBase (gs:[0x08]), StackLimit
-//! (gs:[0x10]), DeallocationStack (gs:[0x1478]) and GuaranteedStackBytes
-//! (gs:[0x1748], 32 bits). The OS reads them to grow a stack through its
-//! guard page, to raise STATUS_STACK_OVERFLOW, and to check that exception
-//! frames lie on the current stack. Every switch swaps these four fields
-//! with the copy kept in the coroutine's header: while the coroutine runs
-//! the header holds the parent's values, while it is suspended (or done) its
-//! own (`StackTebFields` order).
+//! Every switch swaps the TEB's stack fields (the TEB is at gs:0; see
+//! `windows.rs`) with the copy kept in the coroutine's header.
 //!
-//! Windows itself does not use NT_TIB.ExceptionList (gs:[0]) on x64, but
+//! Windows itself does not use NT_TIB.ExceptionList (`gs:[0]`) on x64, but
 //! Wine keeps a list of its own exception frames there and, while
 //! dispatching an exception, calls every frame of that list whose address
 //! is below the stack pointer of the frame being examined. Parent frames
@@ -55,7 +48,7 @@
 //!                                        | return address |  into `resume`
 //!                                        | parent rbx     |
 //!                                        | parent rbp     |
-//!                                 link ─►| link address   |  (for on_parent_stack)
+//!                                 link ─►| link address   |  (spare, not read)
 //!                                        +----------------+
 //! ```
 //!
@@ -74,26 +67,22 @@
 //! A switch is asymmetric: `resume` enters with `call` and the coroutine
 //! leaves with `ret`, so the return-stack predictor stays in step.
 
-// A panic unwinding straight through the switch would leave the TEB
-// describing the coroutine's stack; panics cross as values here instead.
-#[cfg(feature = "asm-unwind")]
-compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
-
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::abi::{StackPointer, StackTebFields};
+use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+
+#[macro_use]
+#[path = "windows.rs"]
+mod windows;
+pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
+pub use self::windows::MIN_STACK_SIZE;
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 80;
-/// Enough to run and unwind a coroutine: raising an SEH exception puts several CONTEXT records on the stack (8-12 KiB).
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
+/// The x86-64 Windows registers to write when redirecting a trapped coroutine.
 #[derive(Clone, Copy, Debug)]
 #[allow(missing_docs)]
 pub struct TrapHandlerRegs {
@@ -110,42 +99,78 @@ pub const LINK: usize = 24;
 const MACHFRAME: usize = 48;
 /// Offset of the saved ExceptionList below the base.
 const EXCEPTION_LIST: usize = 8;
-/// Offset of the saved TEB fields below the base.
-const TEB_FIELDS: usize = 80;
+
+/// The address of the current thread's TEB (NT_TIB.Self, at `gs:[0x30]`).
+#[inline(always)]
+fn teb() -> usize {
+    let teb: usize;
+    // SAFETY: reads a field of the current thread's own TEB.
+    unsafe {
+        asm!(
+            concat!("mov {}, qword ptr gs:[", teb_offset!(SelfTeb), "]"),
+            out(reg) teb,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    teb
+}
+
+/// Exchanges TEB field `$field` with the word (`qword`) or its low half
+/// (`dword`) at `[$p]`, through rax and r9.
+macro_rules! swap_field {
+    (qword $field:ident, $p:expr) => {
+        concat!(
+            "mov rax, qword ptr gs:[", teb_offset!($field), "]\n",
+            "mov r9, qword ptr [", $p, "]\n",
+            "mov qword ptr gs:[", teb_offset!($field), "], r9\n",
+            "mov qword ptr [", $p, "], rax\n",
+        )
+    };
+    (dword $field:ident, $p:expr) => {
+        concat!(
+            "mov eax, dword ptr gs:[", teb_offset!($field), "]\n",
+            "mov r9d, dword ptr [", $p, "]\n",
+            "mov dword ptr gs:[", teb_offset!($field), "], r9d\n",
+            "mov dword ptr [", $p, "], eax\n",
+        )
+    };
+}
 
 /// Swaps the TEB stack fields with the four words at `$p` (an address
-/// expression in asm syntax, `StackTebFields` layout). Uses rax and r9.
-/// GuaranteedStackBytes is a 32-bit field: only the low half of its word
-/// is exchanged.
+/// expression in asm syntax, `StackTebFields` layout), and with the second
+/// form NT_TIB.ExceptionList with the word at `$el`. Uses rax and r9.
 macro_rules! swap_teb {
     ($p:literal) => {
         concat!(
-            "mov rax, qword ptr gs:[0x08]\n",
-            "mov r9, qword ptr [", $p, "]\n",
-            "mov qword ptr gs:[0x08], r9\n",
-            "mov qword ptr [", $p, "], rax\n",
-            "mov rax, qword ptr gs:[0x10]\n",
-            "mov r9, qword ptr [", $p, " + 8]\n",
-            "mov qword ptr gs:[0x10], r9\n",
-            "mov qword ptr [", $p, " + 8], rax\n",
-            "mov rax, qword ptr gs:[0x1478]\n",
-            "mov r9, qword ptr [", $p, " + 16]\n",
-            "mov qword ptr gs:[0x1478], r9\n",
-            "mov qword ptr [", $p, " + 16], rax\n",
-            "mov eax, dword ptr gs:[0x1748]\n",
-            "mov r9d, dword ptr [", $p, " + 24]\n",
-            "mov dword ptr gs:[0x1748], r9d\n",
-            "mov dword ptr [", $p, " + 24], eax\n",
+            swap_field!(qword StackBase, $p),
+            swap_field!(qword StackLimit, concat!($p, " + 8")),
+            swap_field!(qword DeallocationStack, concat!($p, " + 16")),
+            swap_field!(dword GuaranteedStackBytes, concat!($p, " + 24")),
         )
     };
-    // The same plus NT_TIB.ExceptionList (gs:[0]), kept at `$el`.
     ($p:literal, $el:literal) => {
+        concat!(swap_teb!($p), swap_field!(qword ExceptionList, $el))
+    };
+}
+
+// The switch asm finds the header from the link address: the TEB fields
+// (the bottom of the header, see `windows.rs`) at rdx - 56 and the
+// ExceptionList at rdx + 16.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 56 && LINK - EXCEPTION_LIST == 16);
+
+/// Gives the TEB back to the parent blocked in `resume` (link address in
+/// rdx), keeping ours in the header, and returns into its `resume`,
+/// restoring its rbp and rbx (the first word of its frame record, the link
+/// address, is not needed here).
+macro_rules! return_to_parent {
+    () => {
         concat!(
-            swap_teb!($p),
-            "mov rax, qword ptr gs:[0]\n",
-            "mov r9, qword ptr [", $el, "]\n",
-            "mov qword ptr gs:[0], r9\n",
-            "mov qword ptr [", $el, "], rax\n",
+            swap_teb!("rdx - 56", "rdx + 16"),
+            "mov rsp, [rdx]\n",
+            "pop rax\n",
+            "pop rbp\n",
+            "pop rbx\n",
+            "ret\n",
         )
     };
 }
@@ -163,7 +188,8 @@ unsafe extern "C" fn parent_landing() {
         ".seh_pushreg rbx",
         "push rbp",
         ".seh_pushreg rbp",
-        // The link address, pushed last, read by on_parent_stack.
+        // The link address, pushed last (a spare word that keeps the
+        // record 16-aligned).
         "sub rsp, 8",
         ".seh_stackalloc 8",
         ".seh_endprologue",
@@ -273,15 +299,15 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
         swap_teb!("rbx"),
         // f runs with an empty ExceptionList (see the module docs); the
         // caller's is kept in the slot allocated above.
-        "mov rax, qword ptr gs:[0]",
+        concat!("mov rax, qword ptr gs:[", teb_offset!(ExceptionList), "]"),
         "mov [rbp], rax",
-        "mov qword ptr gs:[0], -1",
+        concat!("mov qword ptr gs:[", teb_offset!(ExceptionList), "], -1"),
         // Switch stacks, leaving f its 32-byte shadow space below `top`;
         // rcx (data) passes straight through.
         "lea rsp, [rdx - 32]",
         "call r8",
         "mov rax, [rbp]",
-        "mov qword ptr gs:[0], rax",
+        concat!("mov qword ptr gs:[", teb_offset!(ExceptionList), "], rax"),
         swap_teb!("rbx"),
         // Back to the original stack (a canonical x64 epilogue).
         "lea rsp, [rbp + 8]",
@@ -293,58 +319,8 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
     )
 }
 
-/// The current thread's TEB stack fields (those of the stack it runs on).
-#[inline]
-pub fn current_teb_fields() -> StackTebFields {
-    let (base, limit, deallocation, guaranteed): (usize, usize, usize, u32);
-    // SAFETY: reads the current thread's own TEB.
-    unsafe {
-        asm!(
-            "mov {base}, qword ptr gs:[0x08]",
-            "mov {limit}, qword ptr gs:[0x10]",
-            "mov {deallocation}, qword ptr gs:[0x1478]",
-            "mov {guaranteed:e}, dword ptr gs:[0x1748]",
-            base = out(reg) base,
-            limit = out(reg) limit,
-            deallocation = out(reg) deallocation,
-            guaranteed = out(reg) guaranteed,
-            options(nostack, readonly, preserves_flags),
-        );
-    }
-    StackTebFields {
-        StackBase: base,
-        StackLimit: limit,
-        DeallocationStack: deallocation,
-        GuaranteedStackBytes: guaranteed as usize,
-    }
-}
-
-/// Sets the current thread's TEB StackLimit.
-///
 /// # Safety
-/// `limit` must be the lowest committed address of the stack the thread
-/// runs on, above its guard page.
-#[inline]
-pub unsafe fn set_current_stack_limit(limit: usize) {
-    // SAFETY: forwarded from the caller; writes the thread's own TEB.
-    unsafe {
-        asm!(
-            "mov qword ptr gs:[0x10], {}",
-            in(reg) limit,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Address of the saved TEB fields in the header of the stack with `base`.
-#[inline]
-pub fn teb_fields_slot(base: StackPointer) -> *mut StackTebFields {
-    (base.get() - TEB_FIELDS) as *mut StackTebFields
-}
-
-/// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
+/// See [`super::init_stack`].
 #[inline]
 pub unsafe fn init_stack(
     base: StackPointer,
@@ -359,18 +335,13 @@ pub unsafe fn init_stack(
         *((top - MACHFRAME) as *mut usize) = parent_landing_pc();
         *((top - LINK) as *mut usize) = 0;
         *((top - EXCEPTION_LIST) as *mut usize) = usize::MAX;
-        // Three words, 16-aligned; they double as entry's shadow space.
-        let fresh = sp - 32;
-        *((fresh + 16) as *mut usize) = data as usize;
-        *((fresh + 8) as *mut usize) = entry as usize;
-        *(fresh as *mut usize) = coroutine_start as *const () as usize;
-        StackPointer::new_unchecked(fresh)
+        // 16-aligned; the 32 bytes double as entry's shadow space.
+        windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
 pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
@@ -396,8 +367,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
 pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
@@ -412,15 +382,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             "lea rax, [rip + 2f]",
             "push rax",
             "mov r8, rsp",
-            // Give the TEB back to the parent, keep ours in the header.
-            swap_teb!("rdx - 56", "rdx + 16"),
-            // Return into the parent's `resume`, restoring its rbp and rbx
-            // (the first word is the link address, not needed here).
-            "mov rsp, [rdx]",
-            "pop rax",
-            "pop rbp",
-            "pop rbx",
-            "ret",
+            return_to_parent!(),
             // Resumed: on the parent's stack, rdx = link, r8 = our context.
             // Build its frame record, publish it, take the TEB, restore
             // ourselves.
@@ -447,7 +409,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
 pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: r8 = `end` (a small
@@ -456,12 +418,7 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // `Stack::update_teb_fields`.
     unsafe {
         asm!(
-            swap_teb!("rdx - 56", "rdx + 16"),
-            "mov rsp, [rdx]",
-            "pop rax",
-            "pop rbp",
-            "pop rbx",
-            "ret",
+            return_to_parent!(),
             in("rcx") arg,
             in("rdx") link,
             in("r8") end,
@@ -471,29 +428,18 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
 }
 
 /// # Safety
-/// `link` must be the link value of a running coroutine.
+/// See [`super::parent_stack_top`].
 #[inline]
 pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block. For `call_on_stack`, the word at the top
-    // points at the parent's TEB fields, kept in the coroutine's header,
-    // whose link address is the first word of the frame record.
-    // The parent's stack may never have reached that word: it is
-    // committed first, as the parent's TEB fields (in the header) say.
-    // SAFETY: `link` points at that frame record, and the word below it is
-    // free parent stack.
-    unsafe {
-        let top = (link - 8) & !(STACK_ALIGNMENT - 1);
-        let fields = *(link as *const usize) + LINK - TEB_FIELDS;
-        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
-        *(top as *mut usize) = fields;
-        StackPointer::new_unchecked(top)
-    }
+    // stopped inside an asm block. The top is a free word (below the frame
+    // record, which starts at `link`), where `call_on_stack` finds the
+    // address of the stack's TEB fields.
+    // SAFETY: a stack address is never near zero.
+    unsafe { StackPointer::new_unchecked((link - 8) & !(STACK_ALIGNMENT - 1)) }
 }
 
-/// The stack pointer (`rsp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
+/// See [`super::current_stack_pointer`].
 #[inline(always)]
 pub fn current_stack_pointer() -> usize {
     let sp: usize;
@@ -503,9 +449,7 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
 pub unsafe fn trap_regs(
     base: StackPointer,

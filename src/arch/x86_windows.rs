@@ -8,15 +8,13 @@
 //! edx = the link address; the root functions are cdecl, so the asm stores
 //! their arguments on the stack.
 //!
-//! Every switch swaps five Thread Environment Block fields (TEB, at fs:0)
-//! with the copy kept in the coroutine's header: ExceptionList (fs:[0], the
-//! head of the SEH registration chain, whose records live on the stack),
-//! StackBase (fs:[0x04]), StackLimit (fs:[0x08]), DeallocationStack
-//! (fs:[0xE0C]) and GuaranteedStackBytes (fs:[0xF78]). While the coroutine
-//! runs the header holds the parent's values, otherwise its own. A fresh
-//! coroutine's SEH chain is one terminal record in its header whose handler
-//! is copied from the end of the thread's chain (the OS's final handler,
-//! which SEHOP requires to end every chain).
+//! Every switch swaps the TEB's stack fields (the TEB is at fs:0; see
+//! `windows.rs`) with the copy kept in the coroutine's header, and with
+//! them NT_TIB.ExceptionList (`fs:[0]`), the head of the SEH registration
+//! chain, whose records live on the stack. A fresh coroutine's SEH chain is
+//! one terminal record in its header whose handler is copied from the end
+//! of the thread's chain (the OS's final handler, which SEHOP requires to
+//! end every chain).
 //!
 //! Stack of a coroutine (addresses grow upwards; `base` is 16-aligned):
 //!
@@ -54,7 +52,7 @@
 //!                                        | return address |  CFA-4  (into `resume`)
 //!                                 link ─►| parent ebp     |  CFA-8
 //!                                        | parent esi     |  CFA-12
-//!                                        | link address   |  CFA-16  (for on_parent_stack)
+//!                                        | link address   |  CFA-16  (spare, not read)
 //!                                        +----------------+
 //! ```
 //!
@@ -76,26 +74,22 @@
 //!
 //! DWARF register numbers used below (i386): ebp 5, esi 6, eip 8.
 
-// A panic unwinding straight through the switch would leave the TEB
-// describing the coroutine's stack; panics cross as values here instead.
-#[cfg(feature = "asm-unwind")]
-compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
-
 use core::arch::{asm, naked_asm};
 
 use super::Word;
-use crate::abi::{StackPointer, StackTebFields};
+use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+
+#[macro_use]
+#[path = "windows.rs"]
+mod windows;
+pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
+pub use self::windows::MIN_STACK_SIZE;
 
 pub const STACK_ALIGNMENT: usize = 16;
 pub const STACK_HEADER_SIZE: usize = 48;
-/// Enough to run and unwind a coroutine: raising an SEH exception puts several CONTEXT records on the stack (8-12 KiB).
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
+/// The 32-bit x86 Windows registers to write when redirecting a trapped coroutine.
 #[derive(Clone, Copy, Debug)]
 #[allow(missing_docs)]
 pub struct TrapHandlerRegs {
@@ -112,8 +106,6 @@ pub struct TrapHandlerRegs {
 pub const LINK: usize = 8;
 /// Offset of the terminal SEH record below the base.
 const SEH_RECORD: usize = 16;
-/// Offset of the saved TEB fields below the base.
-const TEB_FIELDS: usize = 48;
 
 /// DWARF CFI only where the target unwinds with DWARF (the GNU target);
 /// elsewhere the directives are dropped.
@@ -126,30 +118,50 @@ macro_rules! cfi {
     ($($s:literal),* $(,)?) => { "" };
 }
 
+/// The address of the current thread's TEB (NT_TIB.Self, at `fs:[0x18]`).
+#[inline(always)]
+fn teb() -> usize {
+    let teb: usize;
+    // SAFETY: reads a field of the current thread's own TEB.
+    unsafe {
+        asm!(
+            concat!("mov {}, dword ptr fs:[", teb_offset!(SelfTeb), "]"),
+            out(reg) teb,
+            options(nostack, readonly, preserves_flags),
+        )
+    };
+    teb
+}
+
+/// Exchanges TEB field `$field` with the word at `[$p]`, using scratch
+/// registers `$a` and `$b`.
+macro_rules! swap_field {
+    ($field:ident, $p:expr, $a:literal, $b:literal) => {
+        concat!(
+            "mov ", $a, ", dword ptr fs:[", teb_offset!($field), "]\n",
+            "mov ", $b, ", dword ptr [", $p, "]\n",
+            "mov dword ptr fs:[", teb_offset!($field), "], ", $b, "\n",
+            "mov dword ptr [", $p, "], ", $a, "\n",
+        )
+    };
+}
+
 /// Swaps the four `StackTebFields` at `$p` with the TEB, using scratch
 /// registers `$a` and `$b`.
 macro_rules! swap_teb {
     ($p:literal, $a:literal, $b:literal) => {
         concat!(
-            "mov ", $a, ", dword ptr fs:[0x04]\n",
-            "mov ", $b, ", dword ptr [", $p, "]\n",
-            "mov dword ptr fs:[0x04], ", $b, "\n",
-            "mov dword ptr [", $p, "], ", $a, "\n",
-            "mov ", $a, ", dword ptr fs:[0x08]\n",
-            "mov ", $b, ", dword ptr [", $p, " + 4]\n",
-            "mov dword ptr fs:[0x08], ", $b, "\n",
-            "mov dword ptr [", $p, " + 4], ", $a, "\n",
-            "mov ", $a, ", dword ptr fs:[0xE0C]\n",
-            "mov ", $b, ", dword ptr [", $p, " + 8]\n",
-            "mov dword ptr fs:[0xE0C], ", $b, "\n",
-            "mov dword ptr [", $p, " + 8], ", $a, "\n",
-            "mov ", $a, ", dword ptr fs:[0xF78]\n",
-            "mov ", $b, ", dword ptr [", $p, " + 12]\n",
-            "mov dword ptr fs:[0xF78], ", $b, "\n",
-            "mov dword ptr [", $p, " + 12], ", $a, "\n",
+            swap_field!(StackBase, $p, $a, $b),
+            swap_field!(StackLimit, concat!($p, " + 4"), $a, $b),
+            swap_field!(DeallocationStack, concat!($p, " + 8"), $a, $b),
+            swap_field!(GuaranteedStackBytes, concat!($p, " + 12"), $a, $b),
         )
     };
 }
+
+// `swap_header` finds the TEB fields (the bottom of the header, see
+// `windows.rs`) from the link address.
+const _: () = assert!(STACK_HEADER_SIZE - LINK == 40);
 
 /// Swaps all five TEB fields with the header of the coroutine whose link
 /// address is in edx (TEB fields at edx - 40, ExceptionList at edx - 12),
@@ -158,10 +170,24 @@ macro_rules! swap_header {
     () => {
         concat!(
             swap_teb!("edx - 40", "ebx", "edi"),
-            "mov ebx, dword ptr fs:[0]\n",
-            "mov edi, dword ptr [edx - 12]\n",
-            "mov dword ptr fs:[0], edi\n",
-            "mov dword ptr [edx - 12], ebx\n",
+            swap_field!(ExceptionList, "edx - 12", "ebx", "edi"),
+        )
+    };
+}
+
+/// Gives the TEB and SEH chain back to the parent blocked in `resume` (link
+/// address in edx), keeping ours in the header, and returns into its
+/// `resume`, restoring its esi and ebp (esi is read before esp moves, never
+/// below esp). Uses ebx and edi.
+macro_rules! return_to_parent {
+    () => {
+        concat!(
+            swap_header!(),
+            "mov ebx, [edx]\n",
+            "mov esi, [ebx - 4]\n",
+            "mov esp, ebx\n",
+            "pop ebp\n",
+            "ret\n",
         )
     };
 }
@@ -227,7 +253,7 @@ unsafe extern "C" fn trap_start() {
         ),
         // The SEH chain may name records in the discarded frames, which the
         // handler's frames will overwrite: restart it at the terminal record.
-        "mov dword ptr fs:[0], ebx",
+        concat!("mov dword ptr fs:[", teb_offset!(ExceptionList), "], ebx"),
         // Entered by an exception handler's rewrite of the context, not a
         // call.
         "call eax",
@@ -271,61 +297,18 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
     )
 }
 
-/// The current thread's TEB stack fields (those of the stack it runs on).
-#[inline]
-pub fn current_teb_fields() -> StackTebFields {
-    let (base, limit, deallocation, guaranteed): (usize, usize, usize, u32);
-    // SAFETY: reads the current thread's own TEB.
-    unsafe {
-        asm!(
-            "mov {base}, dword ptr fs:[0x04]",
-            "mov {limit}, dword ptr fs:[0x08]",
-            "mov {deallocation}, dword ptr fs:[0xE0C]",
-            "mov {guaranteed:e}, dword ptr fs:[0xF78]",
-            base = out(reg) base,
-            limit = out(reg) limit,
-            deallocation = out(reg) deallocation,
-            guaranteed = out(reg) guaranteed,
-            options(nostack, readonly, preserves_flags),
-        );
-    }
-    StackTebFields {
-        StackBase: base,
-        StackLimit: limit,
-        DeallocationStack: deallocation,
-        GuaranteedStackBytes: guaranteed as usize,
-    }
-}
-
-/// Sets the current thread's TEB StackLimit.
-///
-/// # Safety
-/// `limit` must be the lowest committed address of the stack the thread
-/// runs on, above its guard page.
-#[inline]
-pub unsafe fn set_current_stack_limit(limit: usize) {
-    // SAFETY: forwarded from the caller; writes the thread's own TEB.
-    unsafe {
-        asm!(
-            "mov dword ptr fs:[0x08], {}",
-            in(reg) limit,
-            options(nostack, preserves_flags),
-        );
-    }
-}
-
-/// Address of the saved TEB fields in the header of the stack with `base`.
-#[inline]
-pub fn teb_fields_slot(base: StackPointer) -> *mut StackTebFields {
-    (base.get() - TEB_FIELDS) as *mut StackTebFields
-}
-
 /// The handler of the last record of the current thread's SEH chain, or
 /// `None` if the chain is empty.
 fn final_seh_handler() -> Option<usize> {
     let mut record: usize;
     // SAFETY: reads the head of this thread's SEH chain from its TEB.
-    unsafe { asm!("mov {}, dword ptr fs:[0]", out(reg) record, options(nostack, readonly)) };
+    unsafe {
+        asm!(
+            concat!("mov {}, dword ptr fs:[", teb_offset!(ExceptionList), "]"),
+            out(reg) record,
+            options(nostack, readonly),
+        )
+    };
     if record == usize::MAX {
         return None;
     }
@@ -342,8 +325,7 @@ fn final_seh_handler() -> Option<usize> {
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
+/// See [`super::init_stack`].
 #[inline]
 pub unsafe fn init_stack(
     base: StackPointer,
@@ -365,18 +347,13 @@ pub unsafe fn init_stack(
         *((record + 4) as *mut usize) = handler;
         let exception_list = if handler != 0 { record } else { usize::MAX };
         *((top - LINK - 12) as *mut usize) = exception_list;
-        // coroutine_start, entry, data; the argument area at fresh + 16.
-        let fresh = sp - 32;
-        *((fresh + 8) as *mut usize) = data as usize;
-        *((fresh + 4) as *mut usize) = entry as usize;
-        *(fresh as *mut usize) = coroutine_start as *const () as usize;
-        StackPointer::new_unchecked(fresh)
+        // The entry's argument area lies 16 bytes above the context.
+        windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
 pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
@@ -398,8 +375,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
 pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
@@ -414,15 +390,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             "lea ebx, [2f]",
             "push ebx",
             "mov ecx, esp",
-            // Give the TEB back to the parent, keep ours in the header.
-            swap_header!(),
-            // Return into the parent's `resume`, restoring its esi and ebp
-            // (esi is read before esp moves, never below esp).
-            "mov ebx, [edx]",
-            "mov esi, [ebx - 4]",
-            "mov esp, ebx",
-            "pop ebp",
-            "ret",
+            return_to_parent!(),
             // Resumed: on the parent's stack, edx = link, ecx = our context.
             // Build its frame record, publish it, take the TEB, restore
             // ourselves.
@@ -447,7 +415,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
 pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: ecx = `end` (a small
@@ -456,12 +424,7 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // `Stack::update_teb_fields`.
     unsafe {
         asm!(
-            swap_header!(),
-            "mov ebx, [edx]",
-            "mov esi, [ebx - 4]",
-            "mov esp, ebx",
-            "pop ebp",
-            "ret",
+            return_to_parent!(),
             in("eax") arg,
             in("edx") link,
             in("ecx") end,
@@ -471,30 +434,18 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
 }
 
 /// # Safety
-/// `link` must be the link value of a running coroutine.
+/// See [`super::parent_stack_top`].
 #[inline]
 pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // Everything below the parent's frame record and the two words pushed
-    // under it is free: the parent is stopped inside an asm block. For
-    // `call_on_stack`, the word at the top points at the parent's TEB
-    // fields, kept in the coroutine's header, whose link address is the
-    // word at link - 8.
-    // The parent's stack may never have reached that word: it is
-    // committed first, as the parent's TEB fields (in the header) say.
-    // SAFETY: `link` points at that frame record, and the words below the
-    // pushed ones are free parent stack.
-    unsafe {
-        let top = (link - 12) & !(STACK_ALIGNMENT - 1);
-        let fields = *((link - 8) as *const usize) + LINK - TEB_FIELDS;
-        crate::stack::make_writable_saved(fields as *mut StackTebFields, top);
-        *(top as *mut usize) = fields;
-        StackPointer::new_unchecked(top)
-    }
+    // under it is free: the parent is stopped inside an asm block. The top
+    // is a free word, where `call_on_stack` finds the address of the
+    // stack's TEB fields.
+    // SAFETY: a stack address is never near zero.
+    unsafe { StackPointer::new_unchecked((link - 12) & !(STACK_ALIGNMENT - 1)) }
 }
 
-/// The stack pointer (`esp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
+/// See [`super::current_stack_pointer`].
 #[inline(always)]
 pub fn current_stack_pointer() -> usize {
     let sp: usize;
@@ -504,9 +455,7 @@ pub fn current_stack_pointer() -> usize {
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
 pub unsafe fn trap_regs(
     base: StackPointer,

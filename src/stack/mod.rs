@@ -358,19 +358,35 @@ unsafe fn commit_for_write(base: StackPointer, lowest: usize) {
     }
 }
 
-/// Makes `addr` writable on a stack that is not the running one, whose TEB
-/// fields are saved at `fields` (a coroutine's parent, which the switch code
-/// describes by the copy in the coroutine's header and puts back in the TEB
-/// when it runs again), before the running coroutine writes there.
+/// The top to give `arch::call_on_stack` for running on the stack of the
+/// running coroutine's parent (blocked in `resume`), whose link word is at
+/// `link`.
+///
+/// On Windows the TEB must describe that stack while the function runs on
+/// it, as for [`StackCall`]: the word at the top points at the parent's TEB
+/// fields, which the switch keeps in the coroutine's header while it runs
+/// (and puts back in the TEB when the parent runs again, also with the
+/// changes the OS made during the call). The parent's stack may never have
+/// reached down to that word: it is committed first, as those fields say.
 ///
 /// # Safety
-/// `fields` must hold the saved fields of that stack, on which nothing
-/// lives at `addr` or below.
-#[cfg(windows)]
+/// `link` must be the link word of the running coroutine.
 #[inline]
-pub(crate) unsafe fn make_writable_saved(fields: *mut StackTebFields, addr: usize) {
-    // SAFETY: forwarded from the caller.
-    unsafe { windows::commit_down_to(&mut *fields, addr) };
+pub(crate) unsafe fn parent_call_top(link: *mut usize) -> StackPointer {
+    // SAFETY: forwarded from the caller: the link word holds the parent's
+    // stack pointer while the coroutine runs.
+    let top = unsafe { crate::arch::parent_stack_top(*link) };
+    #[cfg(windows)]
+    // SAFETY: the header of the coroutine's stack (whose base is LINK bytes
+    // above its link word) holds the parent's fields while it runs; below
+    // the top the parent's stack is free, and committed before the write.
+    unsafe {
+        let base = StackPointer::new_unchecked(link as usize + crate::arch::LINK);
+        let fields = crate::arch::teb_fields_slot(base);
+        windows::commit_down_to(&mut *fields, top.get());
+        *(top.get() as *mut *mut StackTebFields) = fields;
+    }
+    top
 }
 
 /// A stack lent to `arch::call_on_stack` (by `on_stack`), with the top to
