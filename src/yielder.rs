@@ -9,8 +9,9 @@ use crate::abi::StackPointer;
 use crate::arch;
 use crate::header::StackState;
 use crate::sanitizer;
+use crate::stack;
 #[cfg(feature = "default-stack")]
-use crate::stack::{self, DefaultStack};
+use crate::stack::DefaultStack;
 use crate::stack_call::call_on_stack_top;
 #[cfg(feature = "default-stack")]
 use crate::stack_call::on_stack;
@@ -214,8 +215,9 @@ impl<Input, Yield> Yielder<Input, Yield> {
         // parent's stack would corrupt it.
         F: Send,
     {
-        // SAFETY: the link holds the parent's stack pointer while we run.
-        let top = unsafe { arch::parent_stack_top(self.link.get()) };
+        // SAFETY: `self` is the running coroutine's link word, which holds
+        // the parent's stack pointer while we run.
+        let top = unsafe { stack::parent_call_top(self.link.as_ptr()) };
         // SAFETY: below that point the parent's stack is free until we
         // switch back to it; we run in a coroutine, which has a parent.
         unsafe {
