@@ -72,7 +72,9 @@ def use_tree_paths(text, start):
                     pos += 1
                 if pos >= len(text) or text[pos] == "}":
                     return pos + 1
-                pos = parse(pos, prefix)
+                after = parse(pos, prefix)
+                # Not a path (a macro's `$name`, say): step over it.
+                pos = after if after > pos else pos + 1
         m = re.compile(IDENT).match(text, pos)
         if not m:
             paths.append(prefix)
