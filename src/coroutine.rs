@@ -315,7 +315,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // to round.
         unsafe {
             core::hint::assert_unchecked(stack.base().get().is_multiple_of(STACK_ALIGNMENT));
-            let fiber = CoroutineFiber::for_stack(stack.limit(), stack.base());
+            let fiber = CoroutineFiber::for_stack(|| (stack.limit(), stack.base()));
             stack::attach_os_state(&stack);
             let usable_limit = stack.usable_limit();
             let state = StackState::of(stack.base());
@@ -691,7 +691,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Coroutine<Input, Yield, Return, 
         // the coroutine on it is done, so its header holds its last OS state.
         unsafe {
             let mut stack = ManuallyDrop::take(&mut this.stack);
-            sanitizer::release(&mut this.fiber, stack.limit(), stack.base());
+            sanitizer::release(&mut this.fiber, || (stack.limit(), stack.base()));
             stack::detach_os_state(&mut stack);
             stack
         }
@@ -728,7 +728,7 @@ impl<Input, Yield, Return, Stack: stack::Stack> Drop for Coroutine<Input, Yield,
         // SAFETY: nothing is live on the stack any more (so its header holds
         // the last OS state), and it is dropped once.
         unsafe {
-            sanitizer::release(&mut self.fiber, self.stack.limit(), self.stack.base());
+            sanitizer::release(&mut self.fiber, || (self.stack.limit(), self.stack.base()));
             stack::detach_os_state(&mut *self.stack);
             ManuallyDrop::drop(&mut self.stack)
         }

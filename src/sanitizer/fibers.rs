@@ -123,10 +123,13 @@ impl CoroutineFiber {
     /// coroutine's frames over them would be reported (or, where ASan
     /// cannot make sense of them, trip its `kCurrentStackFrameMagic` check).
     ///
+    /// `bounds` gives the stack's `(limit, base)`.
+    ///
     /// # Safety
     /// Nothing may run on the stack, which must be ours.
     #[inline]
-    pub(crate) unsafe fn for_stack(limit: StackPointer, base: StackPointer) -> Self {
+    pub(crate) unsafe fn for_stack(bounds: impl FnOnce() -> (StackPointer, StackPointer)) -> Self {
+        let (limit, base) = bounds();
         // SAFETY: forwarded to the caller: no live frame has poison there.
         unsafe { asan::unpoison(limit.get() as *const c_void, base.get() - limit.get()) };
         // SAFETY: creating a fiber has no preconditions.
@@ -400,7 +403,11 @@ pub(crate) unsafe fn stack_call_returned(token: StackCallToken) {
 /// # Safety
 /// Nothing may run on the stack, and the coroutine may never run again.
 #[inline]
-pub(crate) unsafe fn release(fiber: &mut CoroutineFiber, limit: StackPointer, base: StackPointer) {
+pub(crate) unsafe fn release(
+    fiber: &mut CoroutineFiber,
+    bounds: impl FnOnce() -> (StackPointer, StackPointer),
+) {
+    let (limit, base) = bounds();
     // SAFETY: the coroutine is gone, so its fake stack and TSan fiber are
     // unused (and the fiber is not the current one: the caller runs on
     // another stack), and its stack memory is ours.

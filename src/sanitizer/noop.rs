@@ -16,7 +16,7 @@ impl CoroutineFiber {
     /// # Safety
     /// See `fibers.rs`; nothing is required here.
     #[inline(always)]
-    pub(crate) unsafe fn for_stack(_limit: StackPointer, _base: StackPointer) -> Self {
+    pub(crate) unsafe fn for_stack(_bounds: impl FnOnce() -> (StackPointer, StackPointer)) -> Self {
         CoroutineFiber
     }
 }
@@ -111,8 +111,7 @@ pub(crate) unsafe fn stack_call_returned(_token: StackCallToken) {}
 #[inline(always)]
 pub(crate) unsafe fn release(
     _fiber: &mut CoroutineFiber,
-    _limit: StackPointer,
-    _base: StackPointer,
+    _bounds: impl FnOnce() -> (StackPointer, StackPointer),
 ) {
 }
 
