@@ -22,17 +22,22 @@
 //! the stack pointer, so signals may arrive at any instruction.
 //!
 //! Adding a CPU (or ABI) takes, all in all:
-//! - a file here defining, as `pub(super)` items: the constants
-//!   `STACK_ALIGNMENT`, `MIN_STACK_SIZE`, `STACK_HEADER_SIZE` and `LINK`;
-//!   `TrapHandlerRegs` (through [`trap_handler_regs!`]); the functions
-//!   `init_stack`, `resume`, `suspend`, `exit`, `trap_regs`,
-//!   `current_stack_pointer` (usually through
-//!   [`current_stack_pointer_by!`]) and `stack_call_trampoline` (see
-//!   [`call_on_stack`]), with the signatures of the functions below; and
-//!   whatever it defines in place of a default, listed in `chosen` below.
-//!   Every module of it that holds naked functions invokes
-//!   [`sanitizer_unwind_anchor!`] once. It opens with a drawing of its stack
-//!   layout and registers. Then a row in `select_arch!` below;
+//! - a file here, opening with a drawing of its stack layout and registers,
+//!   that defines as `pub(super)` items, with the signatures of the items
+//!   below:
+//!   - the constants `STACK_ALIGNMENT`, `MIN_STACK_SIZE`,
+//!     `STACK_HEADER_SIZE` and `LINK`;
+//!   - `TrapHandlerRegs`, through `trap_handler_regs!`;
+//!   - the functions `init_stack`, `resume` (its asm through `resume_asm!`),
+//!     `suspend`, `exit`, `trap_regs`, `current_stack_pointer` (usually
+//!     through `current_stack_pointer_by!`) and `stack_call_trampoline`
+//!     (see [`call_on_stack`]);
+//!   - whatever it defines in place of a default, with its target added to
+//!     that item's row in `chosen` (at the end of this file);
+//!   - in every module of it that holds naked functions, one
+//!     `sanitizer_unwind_anchor!()`;
+//!
+//!   and a row in `select_arch!` below;
 //! - its callee-saved register check, `tests/registers/<cpu>.rs`, and a
 //!   line in `tests/registers.rs`;
 //! - how a signal handler reads and redirects its registers,
@@ -367,12 +372,12 @@ pub(crate) unsafe fn call_on_stack(
 /// targets listed with it (whose files define it), the default elsewhere.
 mod chosen {
     macro_rules! own_or_default {
-        ($($own:meta => $($item:ident),+;)*) => {$(
+        ($($own:meta => $($item:ident),+;)*) => {$($(
             #[cfg($own)]
-            pub(super) use super::imp::{$($item),+};
+            pub(super) use super::imp::$item;
             #[cfg(not($own))]
-            pub(super) use super::defaults::{$($item),+};
-        )*};
+            pub(super) use super::defaults::$item;
+        )+)*};
     }
 
     own_or_default! {
