@@ -273,6 +273,22 @@ macro_rules! gcs_leave {
     };
 }
 
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (x19
+/// and x29 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
 /// Whether GCS is on for this thread: `chkfeat x16` clears bit 0 of x16
 /// when it is, and is a NOP on cores without it.
 #[inline(always)]
@@ -526,7 +542,7 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
     // side, the rest declared clobbered), and returns to the instruction
     // after `blr` with sp 16 below where it was, which the `ldr` undoes.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Save x19 (LLVM's) with a pre-indexed store: the slot at CFA-16
             // of the root frame, and sp stays 16-aligned. Then call the
             // resume address saved at the coroutine's sp; it comes back
@@ -538,11 +554,6 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
             inout("x0") arg => ret_arg,
             inout("x1") sp.get() => ret_sp,
             inout("x2") base.get() - LINK => _,
-            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
-            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
-            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
@@ -556,7 +567,7 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     // SAFETY: the saved context (resume address, x19, x29) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Save our context (pre-indexed: sp moves with the first store)
             // and hand its address to the parent in x1.
             "adr x3, 2f",
@@ -585,11 +596,6 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("x0") arg => ret_arg,
             inout("x2") link => _,
             out("x1") _,
-            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
-            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
-            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
-            clobber_abi("C"),
         );
     }
     ret_arg

@@ -86,6 +86,31 @@ trap_handler_regs! {
 /// Offset of the link word (the header frame H) below the stack base.
 pub(super) const LINK: usize = 32;
 
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (r2,
+/// r30 and r31 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
+            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
+            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
+            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
+            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
+            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
+            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
+            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
+            out("f30") _, out("f31") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            out("cr2") _, out("cr3") _, out("cr4") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
 /// First code to run on a fresh coroutine. Entered by `resume`'s `bctrl`
 /// with r3 = argument, r4 = fresh context C, r5 = link address (H), r1 = the
 /// parent's switch frame P, LR = the return address into `resume`.
@@ -217,7 +242,7 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
     // coroutine's from its own context, the rest declared clobbered), and
     // returns to the instruction after `bctrl` with r1 = P.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Open the switch frame P below our stack pointer and save the
             // registers LLVM keeps for itself.
             "stdu 1, -48(1)",
@@ -236,20 +261,6 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
             inout("r3") arg => ret_arg,
             inout("r4") sp.get() => ret_sp,
             inout("r5") base.get() - LINK => _,
-            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
-            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
-            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
-            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
-            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
-            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
-            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
-            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
-            out("f30") _, out("f31") _,
-            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
-            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-            out("cr2") _, out("cr3") _, out("cr4") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
@@ -263,7 +274,7 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     // SAFETY: the saved context C (resume address, r2, r30, r31) is what the
     // code at label 2 restores, and the parent's switch frame is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Open our context frame C and save the registers LLVM keeps.
             "stdu 1, -48(1)",
             "std 2, 24(1)",
@@ -298,20 +309,6 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("r3") arg => ret_arg,
             inout("r5") link => _,
             out("r4") _,
-            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
-            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
-            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
-            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
-            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
-            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
-            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
-            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
-            out("f30") _, out("f31") _,
-            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
-            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-            out("cr2") _, out("cr3") _, out("cr4") _,
-            clobber_abi("C"),
         );
     }
     ret_arg

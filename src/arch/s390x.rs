@@ -82,6 +82,22 @@ pub(super) const LINK: usize = 8;
 /// Size of the register save area a caller provides.
 const SAVE_AREA: usize = 160;
 
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (r11
+/// and r15 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
+            out("r12") _, out("r13") _, out("r14") _,
+            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
+            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
 /// First code to run on a fresh coroutine. Entered by `resume`'s `basr`
 /// with r2 = argument, r3 = fresh context C, r4 = link address, r15 = the
 /// parent's switch frame P, r14 = the return address into `resume`.
@@ -216,7 +232,7 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
     // own context, the rest declared clobbered), and returns to the
     // instruction after `basr` with r15 = P.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Open the switch frame P (a standard save area) below our stack
             // pointer and keep r11 in its slot there.
             "aghi %r15, -160",
@@ -230,11 +246,6 @@ pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> 
             inout("r2") arg => ret_arg,
             inout("r3") sp.get() => ret_sp,
             inout("r4") base.get() - LINK => _,
-            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
-            out("r12") _, out("r13") _, out("r14") _,
-            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
-            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
@@ -248,7 +259,7 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     // SAFETY: the saved context (resume address, r11) is what the code at
     // label 2 restores, and the parent's switch frame is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Save our context: r11 and the resume address (label 2, which
             // `larl` addresses relative to the PC).
             "aghi %r15, -16",
@@ -272,11 +283,6 @@ pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("r2") arg => ret_arg,
             inout("r4") link => _,
             out("r3") _,
-            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
-            out("r12") _, out("r13") _, out("r14") _,
-            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
-            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
-            clobber_abi("C"),
         );
     }
     ret_arg
