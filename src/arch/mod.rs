@@ -106,22 +106,21 @@ macro_rules! current_stack_pointer_by {
 }
 
 /// With the `sanitizer` feature, an ordinary function in the module that
-/// invokes this, kept by a `#[used]` static. Every module that holds naked
-/// functions invokes it once, so that their codegen unit (their module's;
-/// a module nested in another, this one included, may land in a unit of its
-/// own) holds an ordinary function too.
+/// invokes this, kept by a `#[used]` static; nothing calls it, so it costs
+/// nothing at run time. Every module that holds naked functions invokes it
+/// once, so that their codegen unit (their module's: a nested module, this
+/// one included, may land in a unit of its own) holds an ordinary function.
 ///
 /// Why: LLVM writes the CFI of naked functions (module asm) to `.eh_frame`
-/// only if some function of their codegen unit needs an unwind table. Alone
-/// with a sanitizer's module constructor, which does not, it went to
-/// `.debug_frame` only, where debuggers find it but `_Unwind_Backtrace`
+/// only if some function of their codegen unit needs an unwind table. With
+/// only a sanitizer's module constructor, which does not, it goes to
+/// `.debug_frame` alone, where debuggers find it but `_Unwind_Backtrace`
 /// (`std::backtrace`, the `backtrace` crate) does not: backtraces under
-/// ASan stopped at a coroutine's root frame (`tests/backtrace.rs` under
-/// `ci/sanitizers.sh`). A unit with no function at all gets `.eh_frame`,
-/// which is why a build without the feature needs nothing here, and why a
-/// program built with a sanitizer but without the feature may see
-/// backtraces stop at the root frame. The anchor costs nothing at run time:
-/// nothing calls it.
+/// ASan stop at a coroutine's root frame (`tests/backtrace.rs` under
+/// `ci/sanitizers.sh`). Without a sanitizer every function of the unit has
+/// an unwind table, and a unit without functions gets `.eh_frame` too, so
+/// only the feature needs the anchor; a program built with a sanitizer but
+/// without the feature may see backtraces stop at the root frame.
 #[allow(unused_macros)] // Not needed by the Windows files (no sanitizer there).
 macro_rules! sanitizer_unwind_anchor {
     () => {
