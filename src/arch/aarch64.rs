@@ -384,11 +384,8 @@ unsafe extern "C" fn coroutine_start() {
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data);
         // x0 (arg) passes straight through.
-        // The call is made by hand (lr set, then `br`): `blr` would push
-        // the CPU's return-address predictor, and since the entry never
-        // returns, `exit`'s `ret` would then mispredict, and the parent's
-        // next return too. x16 because a `bti c` pad admits a `br` only
-        // through x16 or x17.
+        // The call is made by hand (lr set, then `br`; see arch/mod.rs). x16
+        // because a `bti c` pad admits a `br` only through x16 or x17.
         "ldp x16, x2, [x1, #8]",
         "add sp, x1, #32",
         "mov x1, x29",

@@ -145,10 +145,8 @@ unsafe extern "C" fn coroutine_start() {
         "addi.d $sp, $a1, 32",
         "move $a1, $a2",
         "move $a2, $t1",
-        // The call is made by hand (ra set, then a plain jump): a `jirl`
-        // linking ra would push the CPU's return-address predictor, and
-        // since the entry never returns, `exit`'s return would then
-        // mispredict, and the parent's next return too.
+        // The call is made by hand (ra set, then a plain jump, not a `jirl`
+        // linking ra; see arch/mod.rs).
         "la.local $ra, 2f",
         "jirl $zero, $t0, 0",
         // The entry function leaves through `exit` and never returns.

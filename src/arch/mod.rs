@@ -21,6 +21,14 @@
 //! from a coroutine into whoever resumed it last. Switches never write below
 //! the stack pointer, so signals may arrive at any instruction.
 //!
+//! A switch is asymmetric: `resume` enters the coroutine with a call and
+//! the coroutine comes back with a return to it, so the CPU's
+//! return-address predictor stays in step. For the same reason the first
+//! entry calls `entry` *by hand*, where the CPU has such a predictor (the
+//! return address set or pushed, then a plain jump): a real call would push
+//! the predictor, and since the entry never returns, `exit`'s return would
+//! then mispredict, and the parent's next return too.
+//!
 //! Adding a CPU (or ABI) takes, all in all:
 //! - a file here, opening with a drawing of its stack layout and registers,
 //!   that defines as `pub(super)` items, with the signatures of the items

@@ -201,12 +201,9 @@ unsafe extern "C" fn coroutine_start() {
         ".cfi_escape 0x0f, 0x03, 0x78, {sleb}, 0x06",
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data).
-        // The call is made by hand (ra set, then a plain jump): `jalr ra`
-        // would push the CPU's return-address predictor, and since the
-        // entry never returns, `exit`'s `ret` would then mispredict, and
-        // the parent's next return too. The jump goes through t2, since a
-        // `jr` through t0 (x5, an alternate link register) counts as a
-        // return.
+        // The call is made by hand (ra set, then a plain jump; see
+        // arch/mod.rs). The jump goes through t2, since a `jr` through t0
+        // (x5, an alternate link register) counts as a return.
         concat!(lx!(), " t2, {w}(a1)"),
         concat!(lx!(), " t1, {w2}(a1)"),
         "addi sp, a1, {frame}",

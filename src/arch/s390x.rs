@@ -130,9 +130,7 @@ unsafe extern "C" fn coroutine_start() {
         // their offsets from it.
         ".cfi_escape 0x0f, 0x07, 0x7f, 0x00, 0x06, 0x06, 0x23, 0xa0, 0x01",
         // Call entry(arg, link, data), by hand (r14 set, then a plain
-        // branch): a linking `basr` would count as a call for the CPU's
-        // return predictor, and since the entry never returns, `exit`'s
-        // return would then mispredict, and the parent's next return too.
+        // branch, not a linking `basr`; see arch/mod.rs).
         "lgr %r3, %r4",
         "lgr %r4, %r5",
         "larl %r14, 2f",

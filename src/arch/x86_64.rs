@@ -227,13 +227,10 @@ unsafe extern "C" fn coroutine_start() {
         // DW_OP_breg6 0, DW_OP_deref, DW_OP_plus_uconst 24).
         "lea rbp, [rdx - 16]",
         ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
-        // Call entry(arg, link, data) on the coroutine stack, by hand: rsp
-        // goes to the return-address word that init_stack wrote
-        // (`coroutine_start + START_RETURN`), and a jump enters the entry. A `call` would
-        // push the CPU's return-stack predictor, and since the entry never
-        // returns, `exit`'s `ret` would then mispredict, and the parent's
-        // next return too (~5 ns per coroutine run to completion). The data
-        // (the closure) lies right above that word.
+        // Call entry(arg, link, data) on the coroutine stack, by hand (see
+        // arch/mod.rs): rsp goes to the return-address word that init_stack
+        // wrote (`coroutine_start + START_RETURN`), and a jump enters the
+        // entry. The data (the closure) lies right above that word.
         "mov rax, [rsi + 8]",
         "lea rdx, [rsi + 24]",
         "lea rsp, [rsi + 16]",
