@@ -389,8 +389,10 @@ mod chosen {
 
     own_or_default! {
         any(miri, windows) => parent_stack_top;
-        any(target_arch = "riscv32", target_arch = "riscv64", target_arch = "loongarch64")
-            => PARENT_FRAME_BELOW_LINK;
+        all(
+            not(miri),
+            any(target_arch = "riscv32", target_arch = "riscv64", target_arch = "loongarch64"),
+        ) => PARENT_FRAME_BELOW_LINK;
         all(not(miri), not(windows), any(target_arch = "x86_64", target_arch = "aarch64"))
             => shadow_stack_active, shadow_stack_unsupported, FOLLOWS_SHADOW_STACK;
         all(not(miri), not(windows), target_arch = "aarch64") => set_shadow_stack;
