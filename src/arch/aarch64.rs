@@ -155,40 +155,35 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
 #[cfg(not(stackswitch_gcs))]
-pub const STACK_HEADER_SIZE: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// Two more words: the parent's GCS cap and the coroutine's GCS top.
 #[cfg(stackswitch_gcs)]
-pub const STACK_HEADER_SIZE: usize = 32;
+pub(super) const STACK_HEADER_SIZE: usize = 32;
 /// libgcc's `_Unwind_RaiseException` alone has a 3.7 KiB frame on AArch64
 /// (its register tables cover the 96 DWARF registers with v0-v31); a forced
 /// unwind from a minimal coroutine was measured to use 7.9 KiB of its stack
 /// in a debug build (2.8 KiB on x86-64). 16 KiB leaves room for other
 /// unwinders (LLVM libunwind on Apple) and is Apple's page size.
-pub const MIN_STACK_SIZE: usize = 16384;
+pub(super) const MIN_STACK_SIZE: usize = 16384;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u64,
-    pub sp: u64,
-    pub x0: u64,
-    pub x1: u64,
-    pub x29: u64,
-    pub lr: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub pc: u64,
+        pub sp: u64,
+        pub x0: u64,
+        pub x1: u64,
+        pub x29: u64,
+        pub lr: u64,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 16;
+pub(super) const LINK: usize = 16;
 
 /// The landing pad of a `blr` target: `bti c` where the compiler's BTI is on
 /// (build.rs sets `stackswitch_bti`); nothing otherwise.
@@ -278,10 +273,26 @@ macro_rules! gcs_leave {
     };
 }
 
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (x19
+/// and x29 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
+            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
+            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
+            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+            clobber_abi("C"),
+        )
+    };
+}
+
 /// Whether GCS is on for this thread: `chkfeat x16` clears bit 0 of x16
 /// when it is, and is a NOP on cores without it.
 #[inline(always)]
-pub fn shadow_stack_active() -> bool {
+pub(super) fn shadow_stack_active() -> bool {
     let features: usize;
     // SAFETY: a hint instruction that only clears bits of x16.
     unsafe {
@@ -297,14 +308,14 @@ pub fn shadow_stack_active() -> bool {
 
 /// Whether this build's switch moves between control stacks, so that a
 /// coroutine can run on a thread with GCS on (see the header).
-pub const FOLLOWS_SHADOW_STACK: bool = cfg!(all(stackswitch_gcs, not(feature = "asm-unwind")));
+pub(super) const FOLLOWS_SHADOW_STACK: bool = cfg!(all(stackswitch_gcs, not(feature = "asm-unwind")));
 
 /// The panic of a coroutine creation on a thread with GCS on, in a build
 /// whose switch cannot follow it.
 #[cold]
 #[inline(never)]
 #[track_caller]
-pub fn shadow_stack_unsupported() -> ! {
+pub(super) fn shadow_stack_unsupported() -> ! {
     panic!(
         "this thread runs with the Guarded Control Stack (GCS) on, and this build of stackswitch \
          cannot follow it across coroutine switches (the first switch would crash): build it \
@@ -321,7 +332,7 @@ pub fn shadow_stack_unsupported() -> ! {
 /// `base`; a non-zero `shadow` must be the top of a control stack with a
 /// cap token in its top word.
 #[inline(always)]
-pub unsafe fn set_shadow_stack(base: StackPointer, context: StackPointer, shadow: usize) {
+pub(super) unsafe fn set_shadow_stack(base: StackPointer, context: StackPointer, shadow: usize) {
     #[cfg(stackswitch_gcs)]
     // SAFETY: the context's fourth word and the header are this unused
     // stack's (see `init_stack`).
@@ -373,11 +384,8 @@ unsafe extern "C" fn coroutine_start() {
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data);
         // x0 (arg) passes straight through.
-        // The call is made by hand (lr set, then `br`): `blr` would push
-        // the CPU's return-address predictor, and since the entry never
-        // returns, `exit`'s `ret` would then mispredict, and the parent's
-        // next return too. x16 because a `bti c` pad admits a `br` only
-        // through x16 or x17.
+        // The call is made by hand (lr set, then `br`; see arch/mod.rs). x16
+        // because a `bti c` pad admits a `br` only through x16 or x17.
         "ldp x16, x2, [x1, #8]",
         "add sp, x1, #32",
         "mov x1, x29",
@@ -494,14 +502,9 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 32 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -527,17 +530,16 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (x19 here, x29 and sp on the coroutine
     // side, the rest declared clobbered), and returns to the instruction
     // after `blr` with sp 16 below where it was, which the `ldr` undoes.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Save x19 (LLVM's) with a pre-indexed store: the slot at CFA-16
             // of the root frame, and sp stays 16-aligned. Then call the
             // resume address saved at the coroutine's sp; it comes back
@@ -549,26 +551,20 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
             inout("x0") arg => ret_arg,
             inout("x1") sp.get() => ret_sp,
             inout("x2") base.get() - LINK => _,
-            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
-            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
-            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, x19, x29) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Save our context (pre-indexed: sp moves with the first store)
             // and hand its address to the parent in x1.
             "adr x3, 2f",
@@ -597,20 +593,15 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("x0") arg => ret_arg,
             inout("x2") link => _,
             out("x1") _,
-            out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
-            out("x25") _, out("x26") _, out("x27") _, out("x28") _,
-            out("v8") _, out("v9") _, out("v10") _, out("v11") _,
-            out("v12") _, out("v13") _, out("v14") _, out("v15") _,
-            clobber_abi("C"),
         );
     }
     ret_arg
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: x1 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished.
@@ -629,34 +620,12 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block without `nostack`, so it keeps nothing
-    // below its sp (not even in Apple's red zone). The record is 16-aligned.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`sp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, sp");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -67,39 +67,31 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 8;
-pub const STACK_HEADER_SIZE: usize = 8;
+pub(super) const STACK_ALIGNMENT: usize = 8;
+pub(super) const STACK_HEADER_SIZE: usize = 8;
 /// Enough to run and unwind a coroutine (the EHABI unwinder's state is
 /// small; the first forced unwind of a process is tested on this size).
-pub const MIN_STACK_SIZE: usize = 4096;
+pub(super) const MIN_STACK_SIZE: usize = 4096;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// `pc` is the address without the Thumb bit: set the T bit of CPSR to
-/// `cpsr_thumb` and the E bit to `cpsr_endian` (and clear the IT bits).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u32,
-    pub r0: u32,
-    pub r1: u32,
-    pub r7: u32,
-    pub r11: u32,
-    pub r13: u32,
-    pub r14: u32,
-    pub cpsr_thumb: bool,
-    pub cpsr_endian: bool,
+trap_handler_regs! {
+    /// `pc` is the address without the Thumb bit: set the T bit of CPSR to
+    /// `cpsr_thumb` and the E bit to `cpsr_endian` (and clear the IT bits).
+    pub struct TrapHandlerRegs {
+        pub pc: u32,
+        pub r0: u32,
+        pub r1: u32,
+        pub r7: u32,
+        pub r11: u32,
+        pub r13: u32,
+        pub r14: u32,
+        pub cpsr_thumb: bool,
+        pub cpsr_endian: bool,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 8;
+pub(super) const LINK: usize = 8;
 
 /// Chooses between a Thumb-state and an ARM-state variant of some asm lines,
 /// by the length of the probe instruction placed between labels `8:` and
@@ -139,6 +131,8 @@ macro_rules! switch_asm {
 #[cfg(target_has_atomic = "ptr")]
 mod isa {
     use super::*;
+
+    sanitizer_unwind_anchor!();
 
     /// The context handle is the top of the saved words (see the module
     /// comment); `init_stack` lays a fresh context out the same way.
@@ -223,9 +217,13 @@ mod isa {
     }
 
     /// # Safety
-    /// See [`super::resume`].
+    /// See [`crate::arch::resume`].
     #[inline(always)]
-    pub(super) unsafe fn resume(arg: Word, sp: StackPointer, link: usize) -> (Word, usize) {
+    pub(in crate::arch) unsafe fn resume(
+        arg: Word,
+        sp: StackPointer,
+        base: StackPointer,
+    ) -> (Word, usize) {
         let (ret_arg, ret_sp);
         // SAFETY: the coroutine context at `sp` restores every register the
         // compiler expects preserved (r6, r7, r11 here, the rest declared
@@ -242,16 +240,16 @@ mod isa {
                 "pop {{r6, r7, r11}}",
                 inout("r0") arg => ret_arg,
                 inout("r1") sp.get() => ret_sp,
-                inout("r2") link => _,
+                inout("r2") base.get() - LINK => _,
             );
         }
         (ret_arg, ret_sp)
     }
 
     /// # Safety
-    /// See [`super::suspend`].
+    /// See [`crate::arch::suspend`].
     #[inline(always)]
-    pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+    pub(in crate::arch) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
         let ret_arg;
         // SAFETY: the saved context (resume address, r6, r7, r11) is what the
         // code at label 2 restores, and the parent's frame record is at
@@ -293,9 +291,9 @@ mod isa {
     }
 
     /// # Safety
-    /// See [`super::exit`].
+    /// See [`crate::arch::exit`].
     #[inline(always)]
-    pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    pub(in crate::arch) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
         // SAFETY: as in `suspend`, minus saving a context: r1 = `end` (a small
         // number, never a context) tells the parent that the coroutine has
         // finished.
@@ -362,6 +360,8 @@ mod isa {
 #[cfg(not(target_has_atomic = "ptr"))]
 mod isa {
     use super::*;
+
+    sanitizer_unwind_anchor!();
 
     // The parent's stack at the switch has no r11 slot:
     //
@@ -430,9 +430,13 @@ mod isa {
     }
 
     /// # Safety
-    /// See [`super::resume`].
+    /// See [`crate::arch::resume`].
     #[inline(always)]
-    pub(super) unsafe fn resume(arg: Word, sp: StackPointer, link: usize) -> (Word, usize) {
+    pub(in crate::arch) unsafe fn resume(
+        arg: Word,
+        sp: StackPointer,
+        base: StackPointer,
+    ) -> (Word, usize) {
         let (ret_arg, ret_sp);
         // SAFETY: as for the ARM/Thumb-2 `resume`, with r6 and r7 saved here.
         unsafe {
@@ -444,16 +448,16 @@ mod isa {
                 "pop {{r6, r7}}",
                 inout("r0") arg => ret_arg,
                 inout("r1") sp.get() => ret_sp,
-                inout("r2") link => _,
+                inout("r2") base.get() - LINK => _,
             );
         }
         (ret_arg, ret_sp)
     }
 
     /// # Safety
-    /// See [`super::suspend`].
+    /// See [`crate::arch::suspend`].
     #[inline(always)]
-    pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+    pub(in crate::arch) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
         let ret_arg;
         // SAFETY: as for the ARM/Thumb-2 `suspend`.
         unsafe {
@@ -488,9 +492,9 @@ mod isa {
     }
 
     /// # Safety
-    /// See [`super::exit`].
+    /// See [`crate::arch::exit`].
     #[inline(always)]
-    pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+    pub(in crate::arch) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
         // SAFETY: as for the ARM/Thumb-2 `exit`.
         unsafe {
             asm!(
@@ -533,17 +537,16 @@ mod isa {
     }
 }
 
-pub(super) use isa::stack_call_trampoline;
+pub(super) use isa::{exit, resume, stack_call_trampoline, suspend};
 use isa::{coroutine_start, trap_start};
 
 /// # Safety
-/// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 16 writable bytes below it on the stack described by `base`.
+/// See [`super::init_stack`]; the fresh context takes 16 bytes below `sp`.
 #[inline]
-pub unsafe fn init_stack(
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
-    entry: crate::abi::EntryFn,
+    entry: EntryFn,
     data: *mut u8,
 ) -> StackPointer {
     // SAFETY: the caller guarantees the header and the 16 bytes below `sp`
@@ -563,59 +566,12 @@ pub unsafe fn init_stack(
     }
 }
 
-/// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
-#[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
-    // SAFETY: forwarded to the caller.
-    unsafe { isa::resume(arg, sp, base.get() - LINK) }
-}
+current_stack_pointer_by!("mov {}, sp");
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
-#[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
-    // SAFETY: forwarded to the caller.
-    unsafe { isa::suspend(arg, link) }
-}
-
-/// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
-#[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
-    // SAFETY: forwarded to the caller.
-    unsafe { isa::exit(arg, link, end) }
-}
-
-/// # Safety
-/// `link` must be the link value of a running coroutine.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block. Rounded down to the ABI's alignment.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`sp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
-
-/// # Safety
-/// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
-#[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -61,35 +61,30 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 16;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// Enough to run and unwind a coroutine: the unwinder's register context
 /// (64 registers) and frames take more than 4 KiB here, as on the other
 /// 64-bit CPUs with as many registers (tests/stack_usage.rs measures it).
 /// The smallest page is 16 KiB anyway.
-pub const MIN_STACK_SIZE: usize = 16384;
+pub(super) const MIN_STACK_SIZE: usize = 16384;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u64,
-    pub sp: u64,
-    pub a0: u64,
-    pub a1: u64,
-    pub fp: u64,
-    pub ra: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub pc: u64,
+        pub sp: u64,
+        pub a0: u64,
+        pub a1: u64,
+        pub fp: u64,
+        pub ra: u64,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 16;
+pub(super) const LINK: usize = 16;
 /// Size of every block a switch saves: three words rounded up to 16 bytes.
 const FRAME: usize = 32;
 
@@ -150,10 +145,8 @@ unsafe extern "C" fn coroutine_start() {
         "addi.d $sp, $a1, 32",
         "move $a1, $a2",
         "move $a2, $t1",
-        // The call is made by hand (ra set, then a plain jump): a `jirl`
-        // linking ra would push the CPU's return-address predictor, and
-        // since the entry never returns, `exit`'s return would then
-        // mispredict, and the parent's next return too.
+        // The call is made by hand (ra set, then a plain jump, not a `jirl`
+        // linking ra; see arch/mod.rs).
         "la.local $ra, 2f",
         "jirl $zero, $t0, 0",
         // The entry function leaves through `exit` and never returns.
@@ -220,14 +213,9 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 32 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -250,10 +238,9 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine side completes the frame record with $ra, and
     // returns (`suspend` or `exit`) with fp, s8 and sp restored from it and
@@ -279,10 +266,9 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, fp, s8) is what the code
     // at label 2 restores, and the parent's frame record is below [link].
@@ -320,9 +306,9 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: $a1 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished.
@@ -342,33 +328,16 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked((link - FRAME) & !(STACK_ALIGNMENT - 1)) }
-}
+/// The link is the parent's stack pointer at the switch, and its frame
+/// record lies below it (see [`super::parent_stack_top`]).
+pub(super) const PARENT_FRAME_BELOW_LINK: usize = FRAME;
 
-/// The stack pointer (`$sp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("move {}, $sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("move {}, $sp");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -48,25 +48,22 @@ use std::boxed::Box;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 16;
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// The stack holds only the closure and the generic state: no frames.
-pub const MIN_STACK_SIZE: usize = 4096;
+pub(super) const MIN_STACK_SIZE: usize = 4096;
 /// Offset of the link word below the stack base. While the coroutine is
 /// started, the link holds the address of its [`Fiber`].
-pub const LINK: usize = 16;
+pub(super) const LINK: usize = 16;
 
-/// Under Miri there are no traps to redirect: this type has no registers,
-/// and [`CoroutineTrapHandler::setup_trap_handler`] panics.
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-pub struct TrapHandlerRegs {
-    _private: (),
+trap_handler_regs! {
+    /// Under Miri there are no traps to redirect: this type has no
+    /// registers, and `setup_trap_handler` panics.
+    pub struct TrapHandlerRegs {
+        _private: (),
+    }
 }
 
 /// Bit 0 of a suspended context (a fiber's address, which is aligned).
@@ -222,10 +219,10 @@ fn run_coroutine(start: Start) {
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with 16
-/// writable bytes below it on the stack described by `base`.
+/// See [`super::init_stack`]; the fresh context takes 16 bytes below `sp`
+/// (the entry function and its data, for the coroutine's thread).
 #[inline]
-pub unsafe fn init_stack(
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -243,9 +240,8 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended (or fresh) coroutine whose stack
-/// has base `base`, and this must be its only resumption.
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+/// See [`super::resume`].
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     release_exited();
     let parent_sp = current_stack_pointer();
     let ctx = sp.get();
@@ -338,9 +334,8 @@ unsafe fn start(arg: Word, ctx: usize, base: StackPointer, parent_sp: usize) -> 
 }
 
 /// # Safety
-/// Must run on the coroutine whose link is at `link`, with its parent
-/// blocked in `resume`.
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+/// See [`super::suspend`].
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     release_exited();
     // SAFETY: the caller's contract; the coroutine is started.
     let fiber = unsafe { fiber_of(*link) };
@@ -349,9 +344,8 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; nothing live may remain in the caller's frames but
-/// the value `arg` may point at.
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+/// See [`super::exit`].
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     release_exited();
     // SAFETY: as for `suspend`.
     let fiber = unsafe { fiber_of(*link) };
@@ -365,8 +359,8 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
 /// The parent's virtual stack pointer while it is blocked in `resume`.
 ///
 /// # Safety
-/// `link` must be the link value of a running coroutine.
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
+/// See [`super::parent_stack_top`].
+pub(super) unsafe fn parent_stack_top(link: usize) -> StackPointer {
     // SAFETY: the caller's contract.
     let parent_sp = unsafe { fiber_of(link) }.lock().parent_sp;
     // SAFETY: a virtual stack pointer is never zero.
@@ -375,6 +369,9 @@ pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
 
 /// Calls `f(data)` on this thread, with the virtual stack pointer just
 /// below `top` for the duration.
+///
+/// # Safety
+/// See [`super::call_on_stack`].
 pub(super) unsafe fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCallFn) {
     struct Restore(usize);
     impl Drop for Restore {
@@ -392,7 +389,7 @@ pub(super) unsafe fn stack_call_trampoline(data: *mut u8, top: usize, f: StackCa
 
 /// The virtual stack pointer (see the module documentation).
 #[inline]
-pub fn current_stack_pointer() -> usize {
+pub(super) fn current_stack_pointer() -> usize {
     STACK_POINTER.try_with(Cell::get).unwrap_or(NO_STACK)
 }
 
@@ -400,7 +397,7 @@ pub fn current_stack_pointer() -> usize {
 ///
 /// # Safety
 /// Never safe to call: it panics.
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     _base: StackPointer,
     _sp: usize,
     _handler: TrapEntryFn,

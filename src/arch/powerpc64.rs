@@ -62,33 +62,54 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 32;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 32;
 /// Enough to run and unwind a coroutine: ELFv2 frames and libgcc's unwinder
 /// are larger than on x86-64, so this leaves the same room as AArch64.
-pub const MIN_STACK_SIZE: usize = 16384;
+pub(super) const MIN_STACK_SIZE: usize = 16384;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u64,
-    pub sp: u64,
-    pub r3: u64,
-    pub r4: u64,
-    pub r12: u64,
-    pub lr: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub pc: u64,
+        pub sp: u64,
+        pub r3: u64,
+        pub r4: u64,
+        pub r12: u64,
+        pub lr: u64,
+    }
 }
 
 /// Offset of the link word (the header frame H) below the stack base.
-pub const LINK: usize = 32;
+pub(super) const LINK: usize = 32;
+
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (r2,
+/// r30 and r31 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
+            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
+            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
+            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
+            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
+            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
+            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
+            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
+            out("f30") _, out("f31") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+            out("cr2") _, out("cr3") _, out("cr4") _,
+            clobber_abi("C"),
+        )
+    };
+}
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `bctrl`
 /// with r3 = argument, r4 = fresh context C, r5 = link address (H), r1 = the
@@ -187,14 +208,9 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 80 writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 80 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -217,17 +233,16 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (r2, r30, r31 here from the frame P, the
     // coroutine's from its own context, the rest declared clobbered), and
     // returns to the instruction after `bctrl` with r1 = P.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Open the switch frame P below our stack pointer and save the
             // registers LLVM keeps for itself.
             "stdu 1, -48(1)",
@@ -246,35 +261,20 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
             inout("r3") arg => ret_arg,
             inout("r4") sp.get() => ret_sp,
             inout("r5") base.get() - LINK => _,
-            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
-            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
-            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
-            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
-            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
-            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
-            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
-            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
-            out("f30") _, out("f31") _,
-            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
-            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-            out("cr2") _, out("cr3") _, out("cr4") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context C (resume address, r2, r30, r31) is what the
     // code at label 2 restores, and the parent's switch frame is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Open our context frame C and save the registers LLVM keeps.
             "stdu 1, -48(1)",
             "std 2, 24(1)",
@@ -309,29 +309,15 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("r3") arg => ret_arg,
             inout("r5") link => _,
             out("r4") _,
-            out("r14") _, out("r15") _, out("r16") _, out("r17") _,
-            out("r18") _, out("r19") _, out("r20") _, out("r21") _,
-            out("r22") _, out("r23") _, out("r24") _, out("r25") _,
-            out("r26") _, out("r27") _, out("r28") _, out("r29") _,
-            out("f14") _, out("f15") _, out("f16") _, out("f17") _,
-            out("f18") _, out("f19") _, out("f20") _, out("f21") _,
-            out("f22") _, out("f23") _, out("f24") _, out("f25") _,
-            out("f26") _, out("f27") _, out("f28") _, out("f29") _,
-            out("f30") _, out("f31") _,
-            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
-            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
-            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
-            out("cr2") _, out("cr3") _, out("cr4") _,
-            clobber_abi("C"),
         );
     }
     ret_arg
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: r4 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished; `resume` restores the rest.
@@ -349,33 +335,12 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's switch frame P is free: the parent is
-    // stopped inside an asm block.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`r1`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mr {}, 1", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mr {}, 1");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -61,39 +61,34 @@
 use core::arch::{asm, naked_asm};
 use core::mem::size_of;
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 16;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// Enough to run and unwind a coroutine. On RV64 Linux the first unwind
 /// overflows 4 KiB: glibc's unwinder frames are 1-2 KiB each (it tracks 66
 /// DWARF registers) and nest several deep. RV32 targets are bare metal,
 /// where there is no unwinder and memory is scarce.
-pub const MIN_STACK_SIZE: usize = if cfg!(target_pointer_width = "64") { 16 * 1024 } else { 4096 };
+pub(super) const MIN_STACK_SIZE: usize = if cfg!(target_pointer_width = "64") { 16 * 1024 } else { 4096 };
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: usize,
-    pub ra: usize,
-    pub sp: usize,
-    pub a0: usize,
-    pub a1: usize,
-    pub s0: usize,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub pc: usize,
+        pub ra: usize,
+        pub sp: usize,
+        pub a0: usize,
+        pub a1: usize,
+        pub s0: usize,
+    }
 }
 
 /// Register size in bytes.
 const W: usize = size_of::<usize>();
 /// Size of every block a switch saves: three words rounded up to 16 bytes.
 const FRAME: usize = 4 * W;
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 2 * W;
+pub(super) const LINK: usize = 2 * W;
 /// Offsets, from the parent's blocked sp, of its frame record's slots.
 const P_RA: usize = FRAME - W;
 const P_S0: usize = FRAME - 2 * W;
@@ -206,12 +201,9 @@ unsafe extern "C" fn coroutine_start() {
         ".cfi_escape 0x0f, 0x03, 0x78, {sleb}, 0x06",
         // Take the entry function and its data, move onto the coroutine
         // stack (16-aligned by init_stack) and call entry(arg, link, data).
-        // The call is made by hand (ra set, then a plain jump): `jalr ra`
-        // would push the CPU's return-address predictor, and since the
-        // entry never returns, `exit`'s `ret` would then mispredict, and
-        // the parent's next return too. The jump goes through t2, since a
-        // `jr` through t0 (x5, an alternate link register) counts as a
-        // return.
+        // The call is made by hand (ra set, then a plain jump; see
+        // arch/mod.rs). The jump goes through t2, since a `jr` through t0
+        // (x5, an alternate link register) counts as a return.
         concat!(lx!(), " t2, {w}(a1)"),
         concat!(lx!(), " t1, {w2}(a1)"),
         "addi sp, a1, {frame}",
@@ -299,14 +291,9 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// `FRAME` writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes `FRAME` bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -329,10 +316,9 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine side completes the frame record with ra, and
     // returns (`suspend` or `exit`) with s0, s1 and sp restored from it and
@@ -361,10 +347,9 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, s0, s1) is what the code
     // at label 2 restores, and the parent's frame record is below [link].
@@ -407,9 +392,9 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: a1 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished.
@@ -432,33 +417,16 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked((link - FRAME) & !(STACK_ALIGNMENT - 1)) }
-}
+/// The link is the parent's stack pointer at the switch, and its frame
+/// record lies below it (see [`super::parent_stack_top`]).
+pub(super) const PARENT_FRAME_BELOW_LINK: usize = FRAME;
 
-/// The stack pointer (`sp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mv {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mv {}, sp");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

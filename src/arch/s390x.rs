@@ -54,38 +54,49 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 8;
-pub const STACK_HEADER_SIZE: usize = 8;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 8;
+pub(super) const STACK_HEADER_SIZE: usize = 8;
 /// Enough to run and unwind a coroutine: every s390x frame carries a
 /// 160-byte register save area, so the unwinder needs far more than on x86-64.
-pub const MIN_STACK_SIZE: usize = 16384;
+pub(super) const MIN_STACK_SIZE: usize = 16384;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]): the PSW
-/// address (`pc`), r15 (`sp`), the handler's arguments in r2 and r3, the
-/// handler's address in r4, and r14 (the return-address register).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u64,
-    pub sp: u64,
-    pub r2: u64,
-    pub r3: u64,
-    pub r4: u64,
-    pub r14: u64,
+trap_handler_regs! {
+    /// `pc` is the PSW address and `sp` r15; r2 and r3 take the handler's
+    /// arguments, r4 its address, and r14 is the return-address register.
+    pub struct TrapHandlerRegs {
+        pub pc: u64,
+        pub sp: u64,
+        pub r2: u64,
+        pub r3: u64,
+        pub r4: u64,
+        pub r14: u64,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 8;
+pub(super) const LINK: usize = 8;
 
 /// Size of the register save area a caller provides.
 const SAVE_AREA: usize = 160;
+
+/// The switch asm, shared by `resume` and `suspend`, with the callee-saved
+/// registers the compiler must save around it declared as clobbered (r11
+/// and r15 are saved by the asm itself; see the module docs).
+macro_rules! switch_asm {
+    ($($args:tt)*) => {
+        resume_asm!(
+            $($args)*
+            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
+            out("r12") _, out("r13") _, out("r14") _,
+            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
+            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
+            clobber_abi("C"),
+        )
+    };
+}
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `basr`
 /// with r2 = argument, r3 = fresh context C, r4 = link address, r15 = the
@@ -119,9 +130,7 @@ unsafe extern "C" fn coroutine_start() {
         // their offsets from it.
         ".cfi_escape 0x0f, 0x07, 0x7f, 0x00, 0x06, 0x06, 0x23, 0xa0, 0x01",
         // Call entry(arg, link, data), by hand (r14 set, then a plain
-        // branch): a linking `basr` would count as a call for the CPU's
-        // return predictor, and since the entry never returns, `exit`'s
-        // return would then mispredict, and the parent's next return too.
+        // branch, not a linking `basr`; see arch/mod.rs).
         "lgr %r3, %r4",
         "lgr %r4, %r5",
         "larl %r14, 2f",
@@ -188,14 +197,9 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 }
 
 /// # Safety
-/// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 184 writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 184 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -217,17 +221,16 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (r11 here from P, the coroutine's from its
     // own context, the rest declared clobbered), and returns to the
     // instruction after `basr` with r15 = P.
     unsafe {
-        resume_asm!(
+        switch_asm!(
             // Open the switch frame P (a standard save area) below our stack
             // pointer and keep r11 in its slot there.
             "aghi %r15, -160",
@@ -241,26 +244,20 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
             inout("r2") arg => ret_arg,
             inout("r3") sp.get() => ret_sp,
             inout("r4") base.get() - LINK => _,
-            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
-            out("r12") _, out("r13") _, out("r14") _,
-            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
-            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
-            clobber_abi("C"),
         );
     }
     (ret_arg, ret_sp)
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, r11) is what the code at
     // label 2 restores, and the parent's switch frame is at [link].
     unsafe {
-        asm!(
+        switch_asm!(
             // Save our context: r11 and the resume address (label 2, which
             // `larl` addresses relative to the PC).
             "aghi %r15, -16",
@@ -284,20 +281,15 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
             inout("r2") arg => ret_arg,
             inout("r4") link => _,
             out("r3") _,
-            out("r6") _, out("r7") _, out("r8") _, out("r9") _, out("r10") _,
-            out("r12") _, out("r13") _, out("r14") _,
-            out("f8") _, out("f9") _, out("f10") _, out("f11") _,
-            out("f12") _, out("f13") _, out("f14") _, out("f15") _,
-            clobber_abi("C"),
         );
     }
     ret_arg
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: r3 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished; `resume` restores the rest.
@@ -314,33 +306,12 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's switch frame P is free: the parent is
-    // stopped inside an asm block.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`r15`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("lgr {}, %r15", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("lgr {}, %r15");
 
 /// # Safety
-/// `sp` must be 8-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -62,32 +62,27 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 16;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// Enough to run and unwind a coroutine (32-bit frames are smaller than
 /// x86-64's, which runs in the same size).
-pub const MIN_STACK_SIZE: usize = 4096;
+pub(super) const MIN_STACK_SIZE: usize = 4096;
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub eip: u32,
-    pub esp: u32,
-    pub ebp: u32,
-    pub ecx: u32,
-    pub edx: u32,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub eip: u32,
+        pub esp: u32,
+        pub ebp: u32,
+        pub ecx: u32,
+        pub edx: u32,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 8;
+pub(super) const LINK: usize = 8;
 
 /// First code to run on a fresh coroutine. Entered by `resume`'s `call`
 /// with eax = argument, ecx = fresh sp, edx = link address; still on the
@@ -176,14 +171,9 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`.
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 32 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -209,10 +199,9 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (esi here, ebp on the coroutine side, ebx and
@@ -236,10 +225,9 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, esi, ebp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -284,9 +272,9 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: ecx = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished.
@@ -303,33 +291,12 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`esp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, esp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, esp");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -107,21 +107,21 @@
 
 use core::arch::{asm, naked_asm};
 
-use super::Word;
-use crate::abi::StackPointer;
-use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 16;
+sanitizer_unwind_anchor!();
+
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 16;
 /// Enough to run and unwind a coroutine (the first forced unwind of a
 /// process is tested on a stack of this size).
-pub const MIN_STACK_SIZE: usize = 4096;
+pub(super) const MIN_STACK_SIZE: usize = 4096;
 
 /// Whether this thread runs with an active shadow stack: `rdsspq` reads the
 /// shadow-stack pointer where one is active and is a NOP otherwise (a CPU
 /// without CET, or a shadow stack not enabled), leaving the zero.
 #[inline(always)]
-pub fn shadow_stack_active() -> bool {
+pub(super) fn shadow_stack_active() -> bool {
     let ssp: usize;
     // SAFETY: zeroes a register and reads the shadow-stack pointer into it
     // (a NOP without an active shadow stack); touches no memory or stack.
@@ -137,13 +137,13 @@ pub fn shadow_stack_active() -> bool {
 }
 
 /// The switch does not follow a shadow stack (see the header).
-pub const FOLLOWS_SHADOW_STACK: bool = false;
+pub(super) const FOLLOWS_SHADOW_STACK: bool = false;
 
 /// The panic of a coroutine creation on a thread with a shadow stack.
 #[cold]
 #[inline(never)]
 #[track_caller]
-pub fn shadow_stack_unsupported() -> ! {
+pub(super) fn shadow_stack_unsupported() -> ! {
     panic!(
         "this thread runs with a CET shadow stack, which stackswitch cannot follow across \
          coroutine switches (the first switch would crash); run the program without it: \
@@ -151,22 +151,17 @@ pub fn shadow_stack_unsupported() -> ! {
     )
 }
 
-/// Registers to write into the interrupted context when redirecting a trapped
-/// coroutine (see [`CoroutineTrapHandler::setup_trap_handler`]).
-///
-/// [`CoroutineTrapHandler::setup_trap_handler`]: crate::trap::CoroutineTrapHandler::setup_trap_handler
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub rip: u64,
+        pub rsp: u64,
+        pub rbp: u64,
+        pub rdi: u64,
+        pub rsi: u64,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 16;
+pub(super) const LINK: usize = 16;
 
 /// The landing pad of an indirect-branch target: `endbr64` where the
 /// compiler's IBT is on (build.rs sets `stackswitch_ibt`); nothing otherwise,
@@ -232,13 +227,10 @@ unsafe extern "C" fn coroutine_start() {
         // DW_OP_breg6 0, DW_OP_deref, DW_OP_plus_uconst 24).
         "lea rbp, [rdx - 16]",
         ".cfi_escape 0x0f, 0x05, 0x76, 0x00, 0x06, 0x23, 0x18",
-        // Call entry(arg, link, data) on the coroutine stack, by hand: rsp
-        // goes to the return-address word that init_stack wrote
-        // (`coroutine_start + START_RETURN`), and a jump enters the entry. A `call` would
-        // push the CPU's return-stack predictor, and since the entry never
-        // returns, `exit`'s `ret` would then mispredict, and the parent's
-        // next return too (~5 ns per coroutine run to completion). The data
-        // (the closure) lies right above that word.
+        // Call entry(arg, link, data) on the coroutine stack, by hand (see
+        // arch/mod.rs): rsp goes to the return-address word that init_stack
+        // wrote (`coroutine_start + START_RETURN`), and a jump enters the
+        // entry. The data (the closure) lies right above that word.
         "mov rax, [rsi + 8]",
         "lea rdx, [rsi + 24]",
         "lea rsp, [rsi + 16]",
@@ -295,15 +287,9 @@ pub(super) unsafe extern "C-unwind" fn stack_call_trampoline(data: *mut u8, top:
 }
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with at least
-/// 32 writable bytes below it on the stack described by `base`, and `data`
-/// must be `sp` (the closure lies right above the words written here).
-// With the `sanitizer` feature, never inlined, so that the naked functions
-// above share their codegen unit with an ordinary function (see
-// `arch/mod.rs`); otherwise inlined, which saves a call per creation.
-#[cfg_attr(feature = "sanitizer", inline(never))]
-#[cfg_attr(not(feature = "sanitizer"), inline)]
-pub unsafe fn init_stack(
+/// See [`super::init_stack`]; the fresh context takes 32 bytes below `sp`.
+#[inline]
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -327,10 +313,9 @@ pub unsafe fn init_stack(
 }
 
 /// # Safety
-/// `sp` must be the context of a suspended coroutine whose stack has base
-/// `base`, and this must be its only resumption.
+/// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine context at `sp` restores every register the
     // compiler expects preserved (rbx here, rbp on the coroutine side, the
@@ -354,10 +339,9 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 }
 
 /// # Safety
-/// Must run on the coroutine stack whose link is at `link`, with its parent
-/// blocked in `resume`.
+/// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, rbx, rbp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -394,9 +378,9 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 }
 
 /// # Safety
-/// As for [`suspend`]; the coroutine's stack must hold nothing live.
+/// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: rsi = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished.
@@ -413,33 +397,12 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// `link` must be the link value of a running coroutine.
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block, so it has no red zone in use.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked(link & !(STACK_ALIGNMENT - 1)) }
-}
-
-/// The stack pointer (`rsp`) where this is inlined, read directly: an
-/// address of a local would not do, since a sanitizer may keep locals
-/// elsewhere (ASan's fake stack).
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, rsp");
 
 /// # Safety
-/// `sp` must be 16-aligned, at most `base - STACK_HEADER_SIZE`, with free
-/// stack below it, and the link must hold the parent of the coroutine that
-/// trapped.
+/// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,
