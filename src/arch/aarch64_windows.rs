@@ -74,26 +74,24 @@ use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 #[path = "windows.rs"]
 mod windows;
 pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub use self::windows::MIN_STACK_SIZE;
+pub(super) use self::windows::MIN_STACK_SIZE;
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 64;
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 64;
 
-/// The AArch64 Windows registers to write when redirecting a trapped
-/// coroutine (the same fields as on other AArch64 systems).
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub pc: u64,
-    pub sp: u64,
-    pub x0: u64,
-    pub x1: u64,
-    pub x29: u64,
-    pub lr: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub pc: u64,
+        pub sp: u64,
+        pub x0: u64,
+        pub x1: u64,
+        pub x29: u64,
+        pub lr: u64,
+    }
 }
 
 /// Offset of the link word (the machine frame) below the stack base.
-pub const LINK: usize = 16;
+pub(super) const LINK: usize = 16;
 /// The address of the current thread's TEB: x18, which the ABI reserves
 /// for it.
 #[inline(always)]
@@ -283,7 +281,7 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 /// # Safety
 /// See [`super::init_stack`].
 #[inline]
-pub unsafe fn init_stack(
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -303,7 +301,7 @@ pub unsafe fn init_stack(
 /// # Safety
 /// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine saves x19 and x29 in the frame record it builds
     // on our stack and restores them before returning; everything else the
@@ -330,7 +328,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 /// # Safety
 /// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, x19, x29) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -369,7 +367,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 /// # Safety
 /// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: x1 = `end` (a small
     // number, never a context) tells the parent the coroutine has finished;
     // our final TEB fields stay in the header.
@@ -384,30 +382,18 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// See [`super::parent_stack_top`].
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Below the parent's frame record the stack is free. The top is a free
-    // word, where `call_on_stack` finds the address of the stack's TEB
-    // fields.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked((link - 16) & !(STACK_ALIGNMENT - 1)) }
-}
+/// Bytes kept free below the link for `parent_stack_top` (see
+/// [`super::parent_stack_top`]): below the parent's frame record, the word
+/// where `call_on_stack` finds the address of the stack's TEB fields
+/// (rounded to the stack alignment).
+pub(super) const PARENT_FRAME_BELOW_LINK: usize = 16;
 
-/// See [`super::current_stack_pointer`].
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, sp");
 
 /// # Safety
 /// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -79,7 +79,6 @@ macro_rules! resume_asm {
 /// returns, with the fields of the CPU (registers of the interrupted
 /// context, named after them) and, optionally, doc lines of its own after
 /// the shared ones.
-#[allow(unused_macros)] // The Windows files define theirs by hand.
 macro_rules! trap_handler_regs {
     ($(#[doc = $doc:literal])* pub struct TrapHandlerRegs { $($fields:tt)* }) => {
         /// Registers to write into the interrupted context when redirecting
@@ -98,7 +97,7 @@ macro_rules! trap_handler_regs {
 
 /// Defines the CPU's `current_stack_pointer` (see [`current_stack_pointer`])
 /// as one register copy: `$copy` is the instruction, `{}` its destination.
-#[allow(unused_macros)] // Miri and the Windows files define theirs by hand.
+#[allow(unused_macros)] // Miri defines its own.
 macro_rules! current_stack_pointer_by {
     ($copy:literal) => {
         #[inline(always)]
@@ -388,10 +387,15 @@ mod chosen {
     }
 
     own_or_default! {
-        any(miri, windows) => parent_stack_top;
+        miri => parent_stack_top;
         all(
             not(miri),
-            any(target_arch = "riscv32", target_arch = "riscv64", target_arch = "loongarch64"),
+            any(
+                windows,
+                target_arch = "riscv32",
+                target_arch = "riscv64",
+                target_arch = "loongarch64",
+            ),
         ) => PARENT_FRAME_BELOW_LINK;
         all(not(miri), not(windows), any(target_arch = "x86_64", target_arch = "aarch64"))
             => shadow_stack_active, shadow_stack_unsupported, FOLLOWS_SHADOW_STACK;

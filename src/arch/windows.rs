@@ -31,7 +31,7 @@ use crate::abi::{EntryFn, StackPointer, StackTebFields};
 compile_error!("the `asm-unwind` feature is not supported on Windows; use `unwind`");
 
 /// Enough to run and unwind a coroutine: raising an SEH exception puts several CONTEXT records on the stack (8-12 KiB).
-pub const MIN_STACK_SIZE: usize = 16 * 1024;
+pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// Offset of a field in the TEB of this pointer width, as an integer
 /// literal, for Rust and asm (`concat!` spells it out in decimal). `SelfTeb`

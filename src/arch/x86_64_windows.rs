@@ -77,24 +77,22 @@ use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 #[path = "windows.rs"]
 mod windows;
 pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub use self::windows::MIN_STACK_SIZE;
+pub(super) use self::windows::MIN_STACK_SIZE;
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 80;
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 80;
 
-/// The x86-64 Windows registers to write when redirecting a trapped coroutine.
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub rip: u64,
+        pub rsp: u64,
+        pub rbp: u64,
+        pub rdi: u64,
+        pub rsi: u64,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 24;
+pub(super) const LINK: usize = 24;
 /// Offset of the machine frame (and of the root frame's rbp) below the base.
 const MACHFRAME: usize = 48;
 /// Offset of the saved ExceptionList below the base.
@@ -322,7 +320,7 @@ pub(super) unsafe extern "C" fn stack_call_trampoline(data: *mut u8, top: usize,
 /// # Safety
 /// See [`super::init_stack`].
 #[inline]
-pub unsafe fn init_stack(
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -343,7 +341,7 @@ pub unsafe fn init_stack(
 /// # Safety
 /// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine saves rbx and rbp in the frame record it builds
     // on our stack and restores them before returning; everything else the
@@ -369,7 +367,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 /// # Safety
 /// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, rbx, rbp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -411,7 +409,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 /// # Safety
 /// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: r8 = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished. The swap leaves our final TEB fields in the header for
@@ -427,31 +425,18 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// See [`super::parent_stack_top`].
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record is free: the parent is
-    // stopped inside an asm block. The top is a free word (below the frame
-    // record, which starts at `link`), where `call_on_stack` finds the
-    // address of the stack's TEB fields.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked((link - 8) & !(STACK_ALIGNMENT - 1)) }
-}
+/// Bytes kept free below the link for `parent_stack_top` (see
+/// [`super::parent_stack_top`]): the parent's frame record starts at the
+/// link, and the word below it is where `call_on_stack` finds the address of
+/// the stack's TEB fields.
+pub(super) const PARENT_FRAME_BELOW_LINK: usize = 8;
 
-/// See [`super::current_stack_pointer`].
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, rsp");
 
 /// # Safety
 /// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,

@@ -84,26 +84,24 @@ use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 #[path = "windows.rs"]
 mod windows;
 pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub use self::windows::MIN_STACK_SIZE;
+pub(super) use self::windows::MIN_STACK_SIZE;
 
-pub const STACK_ALIGNMENT: usize = 16;
-pub const STACK_HEADER_SIZE: usize = 48;
+pub(super) const STACK_ALIGNMENT: usize = 16;
+pub(super) const STACK_HEADER_SIZE: usize = 48;
 
-/// The 32-bit x86 Windows registers to write when redirecting a trapped coroutine.
-#[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
-pub struct TrapHandlerRegs {
-    pub eip: u32,
-    pub esp: u32,
-    pub ebp: u32,
-    pub eax: u32,
-    pub ebx: u32,
-    pub ecx: u32,
-    pub edx: u32,
+trap_handler_regs! {
+    pub struct TrapHandlerRegs {
+        pub eip: u32,
+        pub esp: u32,
+        pub ebp: u32,
+        pub eax: u32,
+        pub ebx: u32,
+        pub ecx: u32,
+        pub edx: u32,
+    }
 }
 
-/// Offset of the link word below the stack base.
-pub const LINK: usize = 8;
+pub(super) const LINK: usize = 8;
 /// Offset of the terminal SEH record below the base.
 const SEH_RECORD: usize = 16;
 
@@ -327,7 +325,7 @@ fn final_seh_handler() -> Option<usize> {
 /// # Safety
 /// See [`super::init_stack`].
 #[inline]
-pub unsafe fn init_stack(
+pub(super) unsafe fn init_stack(
     base: StackPointer,
     sp: usize,
     entry: EntryFn,
@@ -355,7 +353,7 @@ pub unsafe fn init_stack(
 /// # Safety
 /// See [`super::resume`].
 #[inline(always)]
-pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
+pub(super) unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, usize) {
     let (ret_arg, ret_sp);
     // SAFETY: the coroutine saves esi and ebp in the frame record it builds
     // on our stack and restores them before returning; ebx and edi are
@@ -377,7 +375,7 @@ pub unsafe fn resume(arg: Word, sp: StackPointer, base: StackPointer) -> (Word, 
 /// # Safety
 /// See [`super::suspend`].
 #[inline(always)]
-pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
+pub(super) unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
     let ret_arg;
     // SAFETY: the saved context (resume address, esi, ebp) is what the code
     // at label 2 restores, and the parent's frame record is at [link].
@@ -417,7 +415,7 @@ pub unsafe fn suspend(arg: Word, link: *mut usize) -> Word {
 /// # Safety
 /// See [`super::exit`].
 #[inline(always)]
-pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
+pub(super) unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     // SAFETY: as in `suspend`, minus saving a context: ecx = `end` (a small
     // number, never a context) tells the parent that the coroutine has
     // finished. The swap leaves our final TEB fields in the header for
@@ -433,31 +431,18 @@ pub unsafe fn exit(arg: Word, link: *mut usize, end: usize) -> ! {
     }
 }
 
-/// # Safety
-/// See [`super::parent_stack_top`].
-#[inline]
-pub unsafe fn parent_stack_top(link: usize) -> StackPointer {
-    // Everything below the parent's frame record and the two words pushed
-    // under it is free: the parent is stopped inside an asm block. The top
-    // is a free word, where `call_on_stack` finds the address of the
-    // stack's TEB fields.
-    // SAFETY: a stack address is never near zero.
-    unsafe { StackPointer::new_unchecked((link - 12) & !(STACK_ALIGNMENT - 1)) }
-}
+/// Bytes kept free below the link for `parent_stack_top` (see
+/// [`super::parent_stack_top`]): below the parent's frame record, the two
+/// words pushed under it and the word where `call_on_stack` finds the
+/// address of the stack's TEB fields.
+pub(super) const PARENT_FRAME_BELOW_LINK: usize = 12;
 
-/// See [`super::current_stack_pointer`].
-#[inline(always)]
-pub fn current_stack_pointer() -> usize {
-    let sp: usize;
-    // SAFETY: copies a register; touches no memory, stack or flags.
-    unsafe { asm!("mov {}, esp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
-    sp
-}
+current_stack_pointer_by!("mov {}, esp");
 
 /// # Safety
 /// See [`super::trap_regs`].
 #[inline]
-pub unsafe fn trap_regs(
+pub(super) unsafe fn trap_regs(
     base: StackPointer,
     sp: usize,
     handler: TrapEntryFn,
