@@ -136,6 +136,21 @@ unsafe impl Stack for DefaultStack {
         // SAFETY: an allocation does not start at zero.
         unsafe { StackPointer::new_unchecked(self.start as usize) }
     }
+
+    // Under Miri no TEB describes the stack (the switch is a hand-off
+    // between threads): the fields only say where the allocation lies.
+    #[cfg(windows)]
+    fn teb_fields(&self) -> super::StackTebFields {
+        super::StackTebFields {
+            StackBase: self.base().get(),
+            StackLimit: self.limit().get(),
+            DeallocationStack: self.limit().get(),
+            GuaranteedStackBytes: 0,
+        }
+    }
+
+    #[cfg(windows)]
+    fn update_teb_fields(&mut self, _stack_limit: usize, _guaranteed_stack_bytes: usize) {}
 }
 
 /// A pool's stack under Miri: an allocation of its own.
@@ -157,6 +172,16 @@ unsafe impl Stack for PoolStack {
     #[inline]
     fn limit(&self) -> StackPointer {
         self.0.limit()
+    }
+
+    #[cfg(windows)]
+    fn teb_fields(&self) -> super::StackTebFields {
+        self.0.teb_fields()
+    }
+
+    #[cfg(windows)]
+    fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
+        self.0.update_teb_fields(stack_limit, guaranteed_stack_bytes)
     }
 }
 

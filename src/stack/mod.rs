@@ -195,15 +195,15 @@ unsafe impl<S: Stack + ?Sized> Stack for &mut S {
 }
 
 // The OS layer: `DefaultStack` and the slabs of `StackPool` (on Windows
-// also the committing of any stack, so that module is always there). Under
-// Miri, allocator memory instead (Miri emulates no `mmap` flags or guard
-// pages).
+// also the committing of any stack, so that module is there without the
+// feature too). Under Miri, allocator memory instead (Miri emulates no
+// `mmap` flags or guard pages, and keeps no TEB).
 #[cfg(all(feature = "default-stack", unix, not(miri)))]
 mod unix;
 #[cfg(all(feature = "default-stack", unix, not(miri)))]
 use self::unix as sys;
 pub mod valgrind;
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 mod windows;
 #[cfg(feature = "default-stack")]
 pub use self::sys::{DefaultStack, DEFAULT_STACK_SIZE};

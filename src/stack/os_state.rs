@@ -1,14 +1,15 @@
 //! What the OS must know about the stack a coroutine runs on, and the
 //! writes to a stack from outside it. Only Windows keeps such state (the
-//! TEB's stack fields, and how much of a stack is committed); elsewhere
-//! these compile to nothing. The context-switch code of a Windows arch
+//! TEB's stack fields, and how much of a stack is committed); elsewhere,
+//! and under Miri (where coroutines run on threads of their own, on
+//! allocator memory), these compile to nothing. The context-switch code of a Windows arch
 //! swaps the TEB fields with the copy kept in the stack's header (see
 //! `arch::teb_fields_slot`).
 
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 use super::windows;
 use super::{Stack, StackPointer};
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 use super::{StackTebFields, STACK_ALIGNMENT};
 
 /// Records the stack's OS view in its header before a coroutine starts on it.
@@ -17,7 +18,7 @@ use super::{StackTebFields, STACK_ALIGNMENT};
 /// Nothing may be running on `stack`: its header is overwritten.
 #[inline(always)]
 pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
-    #[cfg(windows)]
+    #[cfg(all(windows, not(miri)))]
     // SAFETY: the header of an unused stack is ours to write, once committed
     // (a stack may not have committed any of it yet).
     unsafe {
@@ -29,7 +30,7 @@ pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
         }
         *crate::arch::teb_fields_slot(stack.base()) = fields;
     }
-    #[cfg(not(windows))]
+    #[cfg(not(all(windows, not(miri))))]
     let _ = stack;
 }
 
@@ -41,20 +42,20 @@ pub(crate) unsafe fn attach_os_state<S: Stack + ?Sized>(stack: &S) {
 /// must not be running.
 #[inline(always)]
 pub(crate) unsafe fn detach_os_state<S: Stack + ?Sized>(stack: &mut S) {
-    #[cfg(windows)]
+    #[cfg(all(windows, not(miri)))]
     {
         // SAFETY: forwarded from the caller: the header holds the fields.
         let fields = unsafe { *crate::arch::teb_fields_slot(stack.base()) };
         stack.update_teb_fields(fields.StackLimit, fields.GuaranteedStackBytes);
     }
-    #[cfg(not(windows))]
+    #[cfg(not(all(windows, not(miri))))]
     let _ = stack;
 }
 
 /// Bytes below a value moved to a stack's top (`coroutine::move_to_stack_top`)
 /// that the arch's `init_stack` or `trap_regs` may write next, or below the
 /// arch header that the generic state takes: a few words.
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 const WRITTEN_BELOW_VALUE: usize = 64;
 
 /// Makes the top of the stack with base `base` writable down to `value`
@@ -78,7 +79,7 @@ const WRITTEN_BELOW_VALUE: usize = 64;
 /// must lie within its usable part.
 #[inline(always)]
 pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
-    #[cfg(windows)]
+    #[cfg(all(windows, not(miri)))]
     {
         let lowest = value.saturating_sub(WRITTEN_BELOW_VALUE);
         // SAFETY: forwarded from the caller: the header is the stack's.
@@ -90,7 +91,7 @@ pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
             unsafe { commit_for_write(base, lowest) };
         }
     }
-    #[cfg(not(windows))]
+    #[cfg(not(all(windows, not(miri))))]
     let _ = (base, value);
 }
 
@@ -98,7 +99,7 @@ pub(crate) unsafe fn make_writable(base: StackPointer, value: usize) {
 ///
 /// # Safety
 /// As for `make_writable`, with `lowest` the lowest address to write.
-#[cfg(windows)]
+#[cfg(all(windows, not(miri)))]
 #[cold]
 #[inline(never)]
 unsafe fn commit_for_write(base: StackPointer, lowest: usize) {
@@ -139,7 +140,7 @@ pub(crate) unsafe fn parent_call_top(link: *mut usize) -> StackPointer {
     // SAFETY: forwarded from the caller: the link word holds the parent's
     // stack pointer while the coroutine runs.
     let top = unsafe { crate::arch::parent_stack_top(*link) };
-    #[cfg(windows)]
+    #[cfg(all(windows, not(miri)))]
     // SAFETY: the header of the coroutine's stack (whose base is LINK bytes
     // above its link word) holds the parent's fields while it runs; below
     // the top the parent's stack is free, and committed before the write.
@@ -159,7 +160,7 @@ pub(crate) unsafe fn parent_call_top(link: *mut usize) -> StackPointer {
 /// may move them (growing the stack) during the call, so dropping this
 /// hands them back to the stack, also when the function panicked.
 pub(crate) struct StackCall<'a, S: Stack + ?Sized> {
-    #[cfg_attr(not(windows), allow(dead_code))]
+    #[cfg_attr(not(all(windows, not(miri))), allow(dead_code))]
     stack: &'a mut S,
     top: StackPointer,
 }
@@ -169,7 +170,7 @@ impl<'a, S: Stack + ?Sized> StackCall<'a, S> {
     /// Nothing may be running on `stack`: its top is overwritten.
     #[inline(always)]
     pub(crate) unsafe fn new(stack: &'a mut S) -> Self {
-        #[cfg(windows)]
+        #[cfg(all(windows, not(miri)))]
         // SAFETY: the top of an unused stack is ours to write, once
         // committed.
         let top = unsafe {
@@ -184,7 +185,7 @@ impl<'a, S: Stack + ?Sized> StackCall<'a, S> {
             *(top as *mut usize) = fields;
             StackPointer::new_unchecked(top)
         };
-        #[cfg(not(windows))]
+        #[cfg(not(all(windows, not(miri))))]
         let top = stack.base();
         StackCall { stack, top }
     }
@@ -199,7 +200,7 @@ impl<'a, S: Stack + ?Sized> StackCall<'a, S> {
 impl<S: Stack + ?Sized> Drop for StackCall<'_, S> {
     #[inline(always)]
     fn drop(&mut self) {
-        #[cfg(windows)]
+        #[cfg(all(windows, not(miri)))]
         // SAFETY: `new` stored the fields' address at `top`, and the arch's
         // `call_on_stack` left the stack's final fields there.
         unsafe {
