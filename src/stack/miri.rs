@@ -181,7 +181,8 @@ unsafe impl Stack for PoolStack {
 
     #[cfg(windows)]
     fn update_teb_fields(&mut self, stack_limit: usize, guaranteed_stack_bytes: usize) {
-        self.0.update_teb_fields(stack_limit, guaranteed_stack_bytes)
+        self.0
+            .update_teb_fields(stack_limit, guaranteed_stack_bytes)
     }
 }
 
