@@ -71,6 +71,15 @@ run_tests miri-windows cargo +nightly miri test --target x86_64-pc-windows-gnu \
     --target-dir target/miri-windows --test coroutine --test unwind || failed=1
 no_reports miri-windows || failed=1
 
+# The features that change how panics and stacks are handled natively
+# (`asm-unwind`: panics through the switch; `sanitizer`: ASan/TSan hooks)
+# fall back to what Miri can run; the core tests check that under each.
+for feature in asm-unwind sanitizer; do
+    run_tests "miri-$feature" cargo +nightly miri test --features "$feature" \
+        --target-dir "target/miri-$feature" --test coroutine --test unwind || failed=1
+    no_reports "miri-$feature" || failed=1
+done
+
 # A user's program: creates, resumes, drops, panics through and nests
 # coroutines.
 step "miri-example: cargo +nightly miri run --example miri_check"

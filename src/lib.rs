@@ -221,13 +221,16 @@
 //! [`suspend`]: Yielder::suspend
 
 #![no_std]
-#![cfg_attr(feature = "asm-unwind", feature(asm_unwind))]
+#![cfg_attr(all(feature = "asm-unwind", not(miri)), feature(asm_unwind))]
 // Inline asm for PowerPC is still unstable (build with nightly, or stable
 // with RUSTC_BOOTSTRAP=1). s390x asm is stable and needs nothing.
 #![cfg_attr(target_arch = "powerpc64", feature(asm_experimental_arch))]
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
-#![cfg_attr(feature = "sanitizer", feature(cfg_sanitize, thread_local))]
+#![cfg_attr(
+    all(feature = "sanitizer", not(miri)),
+    feature(cfg_sanitize, thread_local)
+)]
 
 // Under Miri coroutines run on threads, which need std.
 #[cfg(any(feature = "default-stack", feature = "unwind", miri))]

@@ -9,6 +9,10 @@
 //! | `unwind` | is caught at the coroutine's root, carried to the parent as a value and re-raised there | `extern "C"` |
 //! | `asm-unwind` | unwinds through the root frame's CFI and the switch asm straight into the parent | `extern "C-unwind"` |
 //!
+//! Under Miri, which runs no asm (each coroutine is a thread of its own),
+//! `asm-unwind` gets the `unwind` policy: there is no switch to unwind
+//! through, and a panic leaving a thread's root would end the process.
+//!
 //! Under every policy a suspended coroutine that must be destroyed is unwound
 //! by making its pending `suspend` raise [`ForcedUnwind`], a payload that
 //! user code can recognise with [`is_forced_unwind`].
@@ -18,9 +22,9 @@ use std::{any::Any, boxed::Box};
 
 /// What a coroutine's root hands back when a panic was caught there.
 /// Uninhabited when panics are not caught at the root.
-#[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+#[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
 pub(crate) type CaughtPanic = Box<dyn Any + Send>;
-#[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+#[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
 pub(crate) type CaughtPanic = core::convert::Infallible;
 
 /// Declares a function that is entered from assembly at the root of a stack.
@@ -41,9 +45,9 @@ pub(crate) use root_fn;
 /// panics across the switch as values.
 #[inline(always)]
 pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
-    #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+    #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
     return std::panic::catch_unwind(core::panic::AssertUnwindSafe(f));
-    #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+    #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
     return Ok(f());
 }
 
@@ -53,9 +57,9 @@ pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> 
 pub(crate) fn rethrow<T>(result: Result<T, CaughtPanic>) -> T {
     match result {
         Ok(value) => value,
-        #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+        #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
         Err(payload) => std::panic::resume_unwind(payload),
-        #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+        #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
         Err(never) => match never {},
     }
 }
@@ -153,21 +157,21 @@ pub(crate) fn prepare_unwinder_for(usable: usize) {
 /// caught and reported as `None`.
 #[inline]
 pub(crate) fn catch_forced_unwind<T>(f: impl FnOnce() -> T) -> Option<T> {
-    #[cfg(feature = "asm-unwind")]
+    #[cfg(all(feature = "asm-unwind", not(miri)))]
     return match std::panic::catch_unwind(core::panic::AssertUnwindSafe(f)) {
         Ok(value) => Some(value),
         Err(payload) if is_forced_unwind(&*payload) => None,
         Err(payload) => std::panic::resume_unwind(payload),
     };
-    #[cfg(not(feature = "asm-unwind"))]
+    #[cfg(not(all(feature = "asm-unwind", not(miri))))]
     return Some(f());
 }
 
 /// Whether a panic caught at a coroutine's root is a forced unwind.
 pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
-    #[cfg(all(feature = "unwind", not(feature = "asm-unwind")))]
+    #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
     return is_forced_unwind(&**panic);
-    #[cfg(not(all(feature = "unwind", not(feature = "asm-unwind"))))]
+    #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
     match *panic {}
 }
 

@@ -11,7 +11,9 @@
 //! `-Zsanitizer=address` or `-Zsanitizer=thread`, they call the sanitizer's
 //! fiber interface (`fibers.rs`, over `asan.rs` and `tsan.rs`); otherwise
 //! they are empty, inlined functions on zero-sized types (`noop.rs`), and
-//! cost nothing.
+//! cost nothing. Under Miri, which runs no sanitizer (and runs each
+//! coroutine on a thread of its own, where the thread-local below would not
+//! follow it), the feature selects `noop.rs` too.
 //!
 //! The hook points:
 //!
@@ -42,15 +44,15 @@ compile_error!(
 
 // The hooks: empty ones, or the fiber bookkeeping, which calls each
 // sanitizer's own interface.
-#[cfg(feature = "sanitizer")]
+#[cfg(all(feature = "sanitizer", not(miri)))]
 mod asan;
-#[cfg(not(feature = "sanitizer"))]
+#[cfg(not(all(feature = "sanitizer", not(miri))))]
 #[path = "noop.rs"]
 mod imp;
-#[cfg(feature = "sanitizer")]
+#[cfg(all(feature = "sanitizer", not(miri)))]
 #[path = "fibers.rs"]
 mod imp;
-#[cfg(feature = "sanitizer")]
+#[cfg(all(feature = "sanitizer", not(miri)))]
 mod tsan;
 
 pub(crate) use imp::{
