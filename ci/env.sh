@@ -18,6 +18,15 @@ export STACKSWITCH_CI_DIR
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# qemu-user emulates a guest's fork (and the vfork of posix_spawn) with a
+# host fork, in which glib's slice allocator (glib before 2.76, as in
+# Debian 12) is not fork-safe: when another guest thread was translating
+# code at that moment, the child blocks for ever on a lock of it. Seen once
+# in CI, a test spawning itself from tests/pool.rs under qemu-aarch64: the
+# child hung in g_slice_alloc under tcg_tb_insert. With this, glib takes
+# its memory from malloc, which fork makes safe. (Newer glib ignores it.)
+export G_SLICE=always-malloc
+
 # --- gcc-linked targets: Linux under qemu-user (or native), Windows under wine
 # -E LD_LIBRARY_PATH matters: with host 32-bit libs in /lib32, qemu-i386
 # without it mixed the cross loader with the host libc and hung. (i686 runs
