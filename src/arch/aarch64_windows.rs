@@ -70,11 +70,7 @@ use super::Word;
 use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
-#[macro_use]
-#[path = "windows.rs"]
-mod windows;
-pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub(super) use self::windows::MIN_STACK_SIZE;
+pub(super) use super::windows::MIN_STACK_SIZE;
 
 pub(super) const STACK_ALIGNMENT: usize = 16;
 pub(super) const STACK_HEADER_SIZE: usize = 64;
@@ -95,7 +91,7 @@ pub(super) const LINK: usize = 16;
 /// The address of the current thread's TEB: x18, which the ABI reserves
 /// for it.
 #[inline(always)]
-fn teb() -> usize {
+pub(super) fn teb() -> usize {
     let teb: usize;
     // SAFETY: copies a register; touches no memory, stack or flags.
     unsafe { asm!("mov {}, x18", out(reg) teb, options(nomem, nostack, preserves_flags)) };
@@ -294,7 +290,7 @@ pub(super) unsafe fn init_stack(
         *((top - 8) as *mut usize) = parent_landing as *const () as usize + LANDING_OFFSET;
         *((top - LINK) as *mut usize) = 0;
         *((top - 24) as *mut usize) = usize::MAX;
-        windows::fresh_context(sp, coroutine_start, entry, data)
+        super::windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 

@@ -162,6 +162,12 @@ macro_rules! select_arch {
     };
 }
 
+// What the Windows CPUs share (the TEB), for their files and the stack
+// module; its macros are used by their switch asm, so it comes first.
+#[cfg(all(windows, not(miri)))]
+#[macro_use]
+mod windows;
+
 select_arch! {
     all(target_arch = "x86_64", not(windows)) => "x86_64.rs",
     any(target_arch = "riscv64", target_arch = "riscv32") => "riscv.rs",
@@ -194,7 +200,7 @@ pub use imp::TrapHandlerRegs;
 // Windows arches also keep the TEB fields of a stack in its header, where
 // the stack module's hooks read and write them.
 #[cfg(all(windows, not(miri)))]
-pub(crate) use imp::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
+pub(crate) use windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
 
 /// Lays out a fresh coroutine below `sp`, on the stack whose base is
 /// `base`, so that its first [`resume`] calls `entry(arg, link, data)` on

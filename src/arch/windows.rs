@@ -20,8 +20,8 @@
 //! another thread, so a TEB address must not be reused across a switch),
 //! and the asm that swaps the fields.
 //!
-//! Included by each Windows CPU file as a module of its own (`#[macro_use]`,
-//! before the switch asm that uses `teb_offset!`).
+//! Declared in `arch/mod.rs` for every Windows CPU (`#[macro_use]`, before
+//! the CPU file, whose switch asm uses `teb_offset!`).
 
 use crate::abi::{EntryFn, StackPointer, StackTebFields};
 
@@ -38,27 +38,51 @@ pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
 /// is NT_TIB.Self, the TEB's own address.
 #[cfg(target_pointer_width = "64")]
 macro_rules! teb_offset {
-    (ExceptionList) => { 0x0 };
-    (StackBase) => { 0x08 };
-    (StackLimit) => { 0x10 };
-    (SelfTeb) => { 0x30 };
-    (DeallocationStack) => { 0x1478 };
-    (GuaranteedStackBytes) => { 0x1748 };
+    (ExceptionList) => {
+        0x0
+    };
+    (StackBase) => {
+        0x08
+    };
+    (StackLimit) => {
+        0x10
+    };
+    (SelfTeb) => {
+        0x30
+    };
+    (DeallocationStack) => {
+        0x1478
+    };
+    (GuaranteedStackBytes) => {
+        0x1748
+    };
 }
 #[cfg(target_pointer_width = "32")]
 macro_rules! teb_offset {
-    (ExceptionList) => { 0x0 };
-    (StackBase) => { 0x04 };
-    (StackLimit) => { 0x08 };
-    (SelfTeb) => { 0x18 };
-    (DeallocationStack) => { 0xE0C };
-    (GuaranteedStackBytes) => { 0xF78 };
+    (ExceptionList) => {
+        0x0
+    };
+    (StackBase) => {
+        0x04
+    };
+    (StackLimit) => {
+        0x08
+    };
+    (SelfTeb) => {
+        0x18
+    };
+    (DeallocationStack) => {
+        0xE0C
+    };
+    (GuaranteedStackBytes) => {
+        0xF78
+    };
 }
 
 /// The current thread's TEB stack fields (those of the stack it runs on).
 #[inline]
 pub(crate) fn current_teb_fields() -> StackTebFields {
-    let teb = super::teb();
+    let teb = super::imp::teb();
     // SAFETY: the thread's own TEB is live while it runs, and these are
     // its fields (volatile: the OS changes them behind the code's back).
     unsafe {
@@ -80,7 +104,7 @@ pub(crate) fn current_teb_fields() -> StackTebFields {
 /// runs on, above its guard page.
 #[inline]
 pub(crate) unsafe fn set_current_stack_limit(limit: usize) {
-    let field = super::teb() + teb_offset!(StackLimit);
+    let field = super::imp::teb() + teb_offset!(StackLimit);
     // SAFETY: forwarded from the caller; writes the thread's own TEB.
     unsafe { (field as *mut usize).write_volatile(limit) }
 }

@@ -73,11 +73,7 @@ use super::Word;
 use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
-#[macro_use]
-#[path = "windows.rs"]
-mod windows;
-pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub(super) use self::windows::MIN_STACK_SIZE;
+pub(super) use super::windows::MIN_STACK_SIZE;
 
 pub(super) const STACK_ALIGNMENT: usize = 16;
 pub(super) const STACK_HEADER_SIZE: usize = 80;
@@ -100,7 +96,7 @@ const EXCEPTION_LIST: usize = 8;
 
 /// The address of the current thread's TEB (NT_TIB.Self, at `gs:[0x30]`).
 #[inline(always)]
-fn teb() -> usize {
+pub(super) fn teb() -> usize {
     let teb: usize;
     // SAFETY: reads a field of the current thread's own TEB.
     unsafe {
@@ -334,7 +330,7 @@ pub(super) unsafe fn init_stack(
         *((top - LINK) as *mut usize) = 0;
         *((top - EXCEPTION_LIST) as *mut usize) = usize::MAX;
         // 16-aligned; the 32 bytes double as entry's shadow space.
-        windows::fresh_context(sp, coroutine_start, entry, data)
+        super::windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 

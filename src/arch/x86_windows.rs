@@ -80,11 +80,7 @@ use super::Word;
 use crate::abi::StackPointer;
 use crate::abi::{EntryFn, StackCallFn, TrapEntryFn};
 
-#[macro_use]
-#[path = "windows.rs"]
-mod windows;
-pub(crate) use self::windows::{current_teb_fields, set_current_stack_limit, teb_fields_slot};
-pub(super) use self::windows::MIN_STACK_SIZE;
+pub(super) use super::windows::MIN_STACK_SIZE;
 
 pub(super) const STACK_ALIGNMENT: usize = 16;
 pub(super) const STACK_HEADER_SIZE: usize = 48;
@@ -118,7 +114,7 @@ macro_rules! cfi {
 
 /// The address of the current thread's TEB (NT_TIB.Self, at `fs:[0x18]`).
 #[inline(always)]
-fn teb() -> usize {
+pub(super) fn teb() -> usize {
     let teb: usize;
     // SAFETY: reads a field of the current thread's own TEB.
     unsafe {
@@ -346,7 +342,7 @@ pub(super) unsafe fn init_stack(
         let exception_list = if handler != 0 { record } else { usize::MAX };
         *((top - LINK - 12) as *mut usize) = exception_list;
         // The entry's argument area lies 16 bytes above the context.
-        windows::fresh_context(sp, coroutine_start, entry, data)
+        super::windows::fresh_context(sp, coroutine_start, entry, data)
     }
 }
 
