@@ -44,6 +44,8 @@
 //!     that item's row in `chosen` (at the end of this file);
 //!   - in every module of it that holds naked functions, one
 //!     `sanitizer_unwind_anchor!()`;
+//!   - on Windows, `teb()` (the TEB's address, which `windows.rs` reads)
+//!     and the swap of the TEB fields in its switch;
 //!
 //!   and a row in `select_arch!` below;
 //! - its callee-saved register check, `tests/registers/<cpu>.rs`, and a
