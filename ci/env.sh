@@ -65,6 +65,29 @@ export WINEDLLPATH="$STACKSWITCH_CI_DIR/wine-dllpath"
 export WINEDEBUG="-all"
 export WINEDLLOVERRIDES="mscoree,mshtml="
 
+# One wine session for all the Windows runs. Debian's `wineserver` wrapper
+# starts the server with -p0: with no server running, each wine process
+# starts one, and wineboot's services with it (services.exe, winedevice,
+# rpcss...), and the whole session ends as soon as the last process exits.
+# Harnesses that run many short processes (rustdoc runs each doc test as
+# one; tests spawn themselves) then pay a session start-up per process, and
+# a process may start while the session of the one before is ending. Also,
+# the services inherit the stdout of the process that started them, so a
+# harness reading that to its end waits for the whole session. Here the
+# server persists, and its services are started once with their output on
+# /dev/null.
+stackswitch_ci_wine_up() {
+    wineserver -k >/dev/null 2>&1 || true
+    wineserver -w >/dev/null 2>&1 || true
+    wineserver -p </dev/null >/dev/null 2>&1
+    wine wineboot </dev/null >/dev/null 2>&1
+}
+
+stackswitch_ci_wine_down() {
+    wineserver -k >/dev/null 2>&1 || true
+    wineserver -w >/dev/null 2>&1 || true
+}
+
 stackswitch_ci_toolchain() {
     case "$1" in
         loongarch64-*) echo nightly ;;

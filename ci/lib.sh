@@ -29,12 +29,41 @@ run_tests() {
     CI_TOTAL_PASSED=$((CI_TOTAL_PASSED + passed))
     CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + failed))
     if [ "$status" -ne 0 ] || [ "$results" -ne "$binaries" ] || [ "$binaries" -eq 0 ] || [ "$failed" -ne 0 ]; then
-        echo "FAILED: $label (exit $status, $results results for $binaries test binaries)"
-        tail -n 60 "$log"
+        ci_record_failure "$label (exit $status, $results results for $binaries test binaries)" "$log"
         CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + 1))
         return 1
     fi
     echo "    ok: $passed passed"
+}
+
+# Every failure's label and excerpt, printed again by `ci_print_failures`
+# at the end of the run, where a reader of only the end of the log sees them.
+CI_FAILURES_FILE="$CI_LOG_DIR/failures"
+
+# ci_record_failure LABEL [LOG]: prints and records a failed step. With a
+# `cargo test` log, the excerpt is what explains the failure: the
+# `failures:` sections (each failed test's own output, such as a doc test's
+# exit status and stderr) when there are some, else the log's last lines
+# (a build error, a crashed test binary).
+ci_record_failure() {
+    local label=$1 log=${2:-}
+    {
+        echo "FAILED: $label"
+        if [ -z "$log" ]; then
+            :
+        elif grep -q '^failures:$' "$log"; then
+            sed -n '/^failures:$/,/^test result:/p' "$log" | head -n 60
+        else
+            tail -n 40 "$log"
+        fi
+    } | tee -a "$CI_FAILURES_FILE"
+}
+
+# ci_print_failures: the failures recorded so far, with their excerpts.
+ci_print_failures() {
+    [ -s "$CI_FAILURES_FILE" ] || return 0
+    echo "failed steps, with their excerpts:"
+    cat "$CI_FAILURES_FILE"
 }
 
 # run_checked LABEL COMMAND...: a command that must succeed.
@@ -45,7 +74,7 @@ run_checked() {
     if "$@"; then
         CI_TOTAL_PASSED=$((CI_TOTAL_PASSED + 1))
     else
-        echo "FAILED: $label"
+        ci_record_failure "$label"
         CI_TOTAL_FAILED=$((CI_TOTAL_FAILED + 1))
         return 1
     fi

@@ -7,6 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source ci/lib.sh
+rm -f "$CI_FAILURES_FILE"
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(all)
@@ -82,7 +83,7 @@ if wants cross; then
         # too (no binfmt here); wine starts them by itself.
         runner_var="CARGO_TARGET_$(echo "$target" | tr 'a-z-' 'A-Z_')_RUNNER"
         export STACKSWITCH_TEST_RUNNER="${!runner_var:-}"
-        case "$target" in *-windows-*) STACKSWITCH_TEST_RUNNER= ;; esac
+        case "$target" in *-windows-*) STACKSWITCH_TEST_RUNNER= ; stackswitch_ci_wine_up ;; esac
         for profile in debug release; do
             flag=""; [ "$profile" = release ] && flag=--release
             run_tests "$target $profile default" stackswitch_ci_cargo "$target" test $flag || fail
@@ -92,6 +93,7 @@ if wants cross; then
         done
     done
     unset STACKSWITCH_TEST_RUNNER
+    stackswitch_ci_wine_down
     for target in "${NO_STD_TARGETS[@]}"; do
         run_checked "$target no_std build" stackswitch_ci_cargo "$target" build --lib --no-default-features || fail
     done
@@ -106,5 +108,6 @@ if wants cross; then
 fi
 
 step "summary"
+ci_print_failures
 echo "$CI_TOTAL_PASSED passed, $CI_TOTAL_FAILED failed"
 exit $status
