@@ -20,12 +20,62 @@
 #[cfg(feature = "unwind")]
 use std::{any::Any, boxed::Box};
 
-/// What a coroutine's root hands back when a panic was caught there.
-/// Uninhabited when panics are not caught at the root.
+pub(crate) use at_root::{catch_at_root, is_caught_forced_unwind, rethrow, CaughtPanic};
+
+/// Panics caught at a coroutine's root and carried to the parent as values:
+/// the `unwind` policy (and `asm-unwind`'s under Miri).
 #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
-pub(crate) type CaughtPanic = Box<dyn Any + Send>;
+mod at_root {
+    use std::{any::Any, boxed::Box};
+
+    /// What a coroutine's root hands back when a panic was caught there.
+    pub(crate) type CaughtPanic = Box<dyn Any + Send>;
+
+    /// Runs `f` at the root of a stack, catching a panic.
+    #[inline(always)]
+    pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+        std::panic::catch_unwind(core::panic::AssertUnwindSafe(f))
+    }
+
+    /// Parent side of [`catch_at_root`]: unwraps the value or continues the
+    /// panic on the parent's stack.
+    #[inline(always)]
+    pub(crate) fn rethrow<T>(result: Result<T, CaughtPanic>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    /// Whether a panic caught at a coroutine's root is a forced unwind.
+    pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
+        super::is_forced_unwind(&**panic)
+    }
+}
+
+/// Nothing caught at a coroutine's root (a panic aborts there, or unwinds
+/// through the switch): the same functions, over an uninhabited panic.
 #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
-pub(crate) type CaughtPanic = core::convert::Infallible;
+mod at_root {
+    pub(crate) type CaughtPanic = core::convert::Infallible;
+
+    #[inline(always)]
+    pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+        Ok(f())
+    }
+
+    #[inline(always)]
+    pub(crate) fn rethrow<T>(result: Result<T, CaughtPanic>) -> T {
+        match result {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
+        match *panic {}
+    }
+}
 
 /// Declares a function that is entered from assembly at the root of a stack.
 /// Its ABI is `"C-unwind"` only when panics may unwind through the switch.
@@ -40,29 +90,6 @@ macro_rules! root_fn {
     };
 }
 pub(crate) use root_fn;
-
-/// Runs `f` at the root of a stack, catching a panic if this policy carries
-/// panics across the switch as values.
-#[inline(always)]
-pub(crate) fn catch_at_root<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
-    #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
-    return std::panic::catch_unwind(core::panic::AssertUnwindSafe(f));
-    #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
-    return Ok(f());
-}
-
-/// Parent side of [`catch_at_root`]: unwraps the value or continues the
-/// panic on the parent's stack.
-#[inline(always)]
-pub(crate) fn rethrow<T>(result: Result<T, CaughtPanic>) -> T {
-    match result {
-        Ok(value) => value,
-        #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
-        Err(payload) => std::panic::resume_unwind(payload),
-        #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
-        Err(never) => match never {},
-    }
-}
 
 /// The panic payload used to unwind a suspended coroutine that is being
 /// dropped or [`force_unwind`](crate::Coroutine::force_unwind)-ed.
@@ -165,14 +192,6 @@ pub(crate) fn catch_forced_unwind<T>(f: impl FnOnce() -> T) -> Option<T> {
     };
     #[cfg(not(all(feature = "asm-unwind", not(miri))))]
     return Some(f());
-}
-
-/// Whether a panic caught at a coroutine's root is a forced unwind.
-pub(crate) fn is_caught_forced_unwind(panic: &CaughtPanic) -> bool {
-    #[cfg(all(feature = "unwind", any(not(feature = "asm-unwind"), miri)))]
-    return is_forced_unwind(&**panic);
-    #[cfg(not(all(feature = "unwind", any(not(feature = "asm-unwind"), miri))))]
-    match *panic {}
 }
 
 /// Panics if suspended coroutines cannot be unwound in this build.

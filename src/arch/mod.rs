@@ -59,8 +59,7 @@
 //! Under Miri, `miri.rs` replaces them all: coroutines run on threads of
 //! their own, with no asm (see that file).
 
-pub(crate) use crate::abi::Word;
-use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn};
+use crate::abi::{EntryFn, StackCallFn, StackPointer, TrapEntryFn, Word};
 
 /// `asm!` for the parent's side of a switch (`resume`). With `asm-unwind` a
 /// panic in the coroutine unwinds through the root frame's unwind info

@@ -37,46 +37,24 @@ pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
 /// literal, for Rust and asm (`concat!` spells it out in decimal). `SelfTeb`
 /// is NT_TIB.Self, the TEB's own address.
 #[cfg(target_pointer_width = "64")]
+#[rustfmt::skip]
 macro_rules! teb_offset {
-    (ExceptionList) => {
-        0x0
-    };
-    (StackBase) => {
-        0x08
-    };
-    (StackLimit) => {
-        0x10
-    };
-    (SelfTeb) => {
-        0x30
-    };
-    (DeallocationStack) => {
-        0x1478
-    };
-    (GuaranteedStackBytes) => {
-        0x1748
-    };
+    (ExceptionList) => { 0x0 };
+    (StackBase) => { 0x08 };
+    (StackLimit) => { 0x10 };
+    (SelfTeb) => { 0x30 };
+    (DeallocationStack) => { 0x1478 };
+    (GuaranteedStackBytes) => { 0x1748 };
 }
 #[cfg(target_pointer_width = "32")]
+#[rustfmt::skip]
 macro_rules! teb_offset {
-    (ExceptionList) => {
-        0x0
-    };
-    (StackBase) => {
-        0x04
-    };
-    (StackLimit) => {
-        0x08
-    };
-    (SelfTeb) => {
-        0x18
-    };
-    (DeallocationStack) => {
-        0xE0C
-    };
-    (GuaranteedStackBytes) => {
-        0xF78
-    };
+    (ExceptionList) => { 0x0 };
+    (StackBase) => { 0x04 };
+    (StackLimit) => { 0x08 };
+    (SelfTeb) => { 0x18 };
+    (DeallocationStack) => { 0xE0C };
+    (GuaranteedStackBytes) => { 0xF78 };
 }
 
 /// The current thread's TEB stack fields (those of the stack it runs on).
